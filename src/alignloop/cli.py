@@ -1,0 +1,95 @@
+"""The one command line: `alignloop --help` lists every command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from alignloop.config import ServeConfig, config_command
+from alignloop.errors import AlignloopError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="The store's schema (Alembic migrations).")
+models_app = typer.Typer(no_args_is_help=True, help="Models: build the embedded ones once.")
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+DB_OPTION = typer.Option("alignloop.db", "--db", help="SQLite file path or SQLAlchemy URL.")
+
+
+@config_command(app, "serve", ServeConfig, "Serve the model: chat API, feedback, compare, UI.")
+def serve(settings: ServeConfig) -> None:
+    from alignloop.serve.runner import serve_forever
+
+    serve_forever(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: str = DB_OPTION) -> None:
+    """Apply every migration the store lacks (the server also does this when it starts)."""
+    from alignloop.store.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    console.print(f"store {db} is at revision {current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current(db: str = DB_OPTION) -> None:
+    """Print the store's migration revision."""
+    from alignloop.store.db import current_revision, make_engine
+
+    typer.echo(current_revision(make_engine(db)) or "empty (run: alignloop db upgrade)")
+
+
+@app.command("export")
+def export_cmd(
+    db: str = DB_OPTION,
+    out: Path = typer.Option(..., "--out", help="Output file: .jsonl, or .parquet."),
+    with_context: bool = typer.Option(
+        False, "--with-context", help="Include each bot turn's context snapshot."
+    ),
+) -> None:
+    """Export conversations with their feedback, leaving out users who asked for deletion."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from alignloop.curate.export import export
+    from alignloop.store.db import make_engine
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task("exporting conversations", total=None)
+        count = export(make_engine(db), out, with_context, lambda: bar.advance(task))
+    console.print(f"wrote {count} conversations to {out}")
+
+
+@models_app.command("prepare")
+def models_prepare(name: str = typer.Argument("smollm2", help="'smollm2', 'tiny' or a path.")):
+    """Build an embedded model's cached safetensors folder now (serve does it on first use)."""
+    from alignloop.backends.models import resolve_model
+
+    with console.status(f"preparing {name}"):
+        resolved = resolve_model(name)
+    console.print(f"{resolved.name}: {resolved.path}")
+
+
+@app.command("demo")
+def demo(
+    model: str = typer.Option("smollm2", help="Model to serve ('tiny' for a quick run)."),
+    out: Path = typer.Option(Path("demo-data"), help="Folder for the store, export and logs."),
+) -> None:
+    """Start the server, hold one scripted conversation with feedback over HTTP, show the data."""
+    from alignloop.demo import run_demo
+
+    run_demo(model, out, console)
+
+
+def main() -> None:
+    try:
+        app()
+    except AlignloopError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(2)

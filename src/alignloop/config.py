@@ -1,0 +1,148 @@
+"""Typed settings. Every option is one pydantic field with a help text; YAML files and CLI flags
+map onto the fields one to one (`config_command` builds the flags from the fields).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alignloop.errors import ConfigError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServeConfig(Settings):
+    db: str = Field("alignloop.db", description="SQLite file path or SQLAlchemy URL of the store.")
+    model: str = Field(
+        "smollm2",
+        description="'smollm2' (embedded default), 'tiny' (random test model), a model folder or "
+        "a hub id; with --base-url, the model name the remote server expects.",
+    )
+    base_url: str | None = Field(
+        None, description="Serve through an OpenAI-compatible server at this URL (…/v1)."
+    )
+    api_key: str = Field("alignloop", description="Bearer token for --base-url.")
+    model_version: str | None = Field(
+        None, description="Name the replies are logged under (default: derived from --model)."
+    )
+    device: str = Field("cpu", description="Torch device of the local backend.")
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    rate_limit_per_minute: float = Field(
+        120, gt=0, description="Sustained write requests per user per minute (429 beyond)."
+    )
+    rate_limit_burst: int = Field(
+        30, ge=1, description="Write requests a user may send at once before the limit applies."
+    )
+    max_new_tokens: int = Field(128, ge=1, description="Default reply length in tokens.")
+    max_tokens_limit: int = Field(1024, ge=1, description="Largest max_tokens a client may ask.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling mass.")
+    max_compare_k: int = Field(4, ge=2, le=8, description="Most responses one comparison may ask.")
+    safety_gate: Literal["profanity", "off"] = Field(
+        "profanity", description="Classifier of the safety gate on input and output."
+    )
+    safety_threshold: float = Field(
+        0.5, ge=0, le=1, description="P(unsafe) at or above which the gate answers a canned reply."
+    )
+    canned_reply: Literal["non_sequitur", "safe_response"] = Field(
+        "non_sequitur", description="What the gate answers: a topic change, or an apology."
+    )
+    admin_token: str | None = Field(None, description="Token that opens the admin pages.")
+    log_level: str = Field("warning", description="Server log level.")
+
+
+def load_config(cls: type[C], path: Path | None = None, overrides: dict | None = None) -> C:
+    """Defaults, then the YAML file, then CLI overrides; errors name the field and the fix."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist", "config")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}", "config") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of option: value", "config")
+        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+    values.update(overrides or {})
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        hint = "unknown option; see --help" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"option {field!r}: {hint} (got {first.get('input')!r})", field) from exc
+
+
+def _cli_type(annotation: Any) -> type:
+    """The plain type Typer parses for a field (Literals become strings checked by pydantic)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _cli_type(args[0])
+    if origin is Literal:
+        return type(args[0])
+    return annotation if isinstance(annotation, type) else str
+
+
+def config_command(
+    app: typer.Typer, name: str, cls: type[C], help: str
+) -> Callable[[Callable[[C], None]], Callable[[C], None]]:
+    """Register `name` on `app` with one --flag per field of `cls`, plus --config FILE.yaml."""
+
+    def register(run: Callable[[C], None]) -> Callable[[C], None]:
+        params = [
+            inspect.Parameter(
+                "config",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(None, "--config", help="YAML file of options."),
+                annotation=Path | None,
+            )
+        ]
+        for field_name, field in cls.model_fields.items():
+            flag = "--" + field_name.replace("_", "-")
+            kind = _cli_type(field.annotation)
+            decl = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
+            choices = typing.get_args(field.annotation)
+            extra = (
+                f" One of: {', '.join(map(str, choices))}."
+                if typing.get_origin(field.annotation) is Literal
+                else ""
+            )
+            help_text = f"{field.description}{extra} [default: {field.default}]"
+            params.append(
+                inspect.Parameter(
+                    field_name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=typer.Option(None, decl, help=help_text, show_default=False),
+                    annotation=kind | None,
+                )
+            )
+
+        def command(**kwargs: Any) -> None:
+            path = kwargs.pop("config")
+            run(load_config(cls, path, {k: v for k, v in kwargs.items() if v is not None}))
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__doc__ = help
+        app.command(name, help=help)(command)
+        return run
+
+    return register

@@ -1,0 +1,1 @@
+"""The served deployment: OpenAI-compatible chat, feedback, compare, consent (FastAPI)."""

@@ -1,0 +1,104 @@
+"""The app factory: store and writer on start, the model loaded in the background."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from alignloop import __version__
+from alignloop.backends import load_backend
+from alignloop.backends.base import Backend
+from alignloop.config import ServeConfig
+from alignloop.safety.classifiers import CLASSIFIERS
+from alignloop.safety.gate import CannedReplies, SafetyGate
+from alignloop.serve.errors import install_error_handlers
+from alignloop.serve.limits import BodySizeLimit, RateLimiter
+from alignloop.serve.routes import compare, conversations, feedback, openai_api, users
+from alignloop.serve.state import Services
+from alignloop.store.db import make_engine, upgrade
+from alignloop.store.repository import register_model_version
+from alignloop.store.writer import GroupCommitWriter
+
+log = logging.getLogger("alignloop.serve")
+
+
+def build_gate(settings: ServeConfig) -> SafetyGate | None:
+    if settings.safety_gate == "off":
+        return None
+    classifier = CLASSIFIERS[settings.safety_gate]()
+    return SafetyGate(classifier, settings.safety_threshold, CannedReplies(settings.canned_reply))
+
+
+def _load_model(services: Services, backend: Backend | None) -> None:
+    """Load the backend and register its model version; /healthz turns 200 when done."""
+    settings = services.settings
+    try:
+        backend = backend or load_backend(
+            settings.model, settings.base_url, settings.api_key, settings.device
+        )
+        name = settings.model_version or backend.model_name
+        resolved = getattr(backend, "resolved", None)
+        services.model_version_id = services.writer.run_sync(
+            lambda s: register_model_version(
+                s,
+                name,
+                base=resolved.base if resolved else settings.base_url,
+                path=resolved.path if resolved else None,
+            )
+        )
+        services.backend = backend
+        services.ready.set()
+    except Exception as exc:
+        log.exception("model failed to load")
+        services.load_error = f"{type(exc).__name__}: {exc}"
+
+
+def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI:
+    """The served deployment. Pass `backend` to serve an already-loaded model."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.db)
+        upgrade(engine)
+        writer = GroupCommitWriter(engine).start()
+        services = Services(
+            settings=settings,
+            engine=engine,
+            writer=writer,
+            limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            gate=build_gate(settings),
+        )
+        app.state.services = services
+        loader = threading.Thread(
+            target=_load_model, args=(services, backend), name="alignloop-load", daemon=True
+        )
+        loader.start()
+        try:
+            yield
+        finally:
+            loader.join()
+            writer.stop()
+            if services.backend is not None:
+                services.backend.close()
+            engine.dispose()
+
+    app = FastAPI(title="alignloop", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (openai_api, feedback, compare, users, conversations):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request):
+        services: Services = request.app.state.services
+        if services.load_error:
+            return JSONResponse({"status": "error", "error": services.load_error}, 503)
+        if not services.ready.is_set():
+            return JSONResponse({"status": "loading"}, 503)
+        return {"status": "ok", "model": services.backend.model_name}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

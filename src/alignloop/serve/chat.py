@@ -1,0 +1,221 @@
+"""One chat turn: gate the input, generate, gate the output, log it all with its context.
+
+Routes call `ChatService`; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from alignloop.backends.base import ChatMessage, GenerationParams
+from alignloop.config import ServeConfig
+from alignloop.errors import InvalidInput
+from alignloop.safety.gate import GateCheck
+from alignloop.serve.state import Services
+from alignloop.store.models import Message
+from alignloop.store.repository import (
+    LoggedTurn,
+    Turn,
+    add_safety_label,
+    log_turn,
+    owned_conversation,
+    tail_hash,
+)
+
+
+def generation_params(settings: ServeConfig, **asked: Any) -> GenerationParams:
+    """The client's settings where given, the server's defaults elsewhere, within the limits."""
+    max_new = asked.get("max_tokens") or settings.max_new_tokens
+    if max_new > settings.max_tokens_limit:
+        raise InvalidInput(
+            f"max_tokens is {max_new}; this server allows at most {settings.max_tokens_limit}",
+            "max_tokens",
+        )
+    return GenerationParams(
+        max_new_tokens=max_new,
+        temperature=settings.temperature
+        if asked.get("temperature") is None
+        else asked["temperature"],
+        top_p=asked.get("top_p") or settings.top_p,
+        n=asked.get("n") or 1,
+        stop=tuple(asked.get("stop") or ()),
+        seed=asked.get("seed"),
+    )
+
+
+@dataclass
+class TurnResult:
+    logged: LoggedTurn
+    reply: str
+    finish_reason: str
+    safety_gated: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    generation_ms: float = 0.0
+
+
+@dataclass
+class _Pending:
+    """A turn under way: what was asked, what the gate said, what came out."""
+
+    user_id: int
+    context: list[ChatMessage]
+    params: GenerationParams
+    conversation_id: int | None
+    checks: list[GateCheck] = field(default_factory=list)
+
+    def gated(self) -> bool:
+        return any(c.fired for c in self.checks)
+
+
+class ChatService:
+    def __init__(self, services: Services):
+        self.s = services
+
+    async def complete(
+        self, user_id: int, context: list[ChatMessage], params: GenerationParams, conv: int | None
+    ) -> TurnResult:
+        backend = self.s.require_backend()
+        turn = _Pending(user_id, context, params, conv)
+        await self._check_conversation(turn)
+        started = time.perf_counter()
+        if self._input_fires(turn):
+            reply, finish, usage = self.s.gate.canned_reply(), "content_filter", (0, 0)
+        else:
+            completion = (await run_in_threadpool(backend.generate, [context], params))[0][0]
+            reply, finish = completion.text, completion.finish_reason
+            usage = (completion.prompt_tokens, completion.completion_tokens)
+            if self._output_fires(turn, reply):
+                reply, finish = self.s.gate.canned_reply(), "content_filter"
+        generation_ms = (time.perf_counter() - started) * 1000
+        logged = await self._log(turn, reply, finish)
+        return TurnResult(logged, reply, finish, turn.gated(), *usage, generation_ms)
+
+    async def stream(
+        self, user_id: int, context: list[ChatMessage], params: GenerationParams, conv: int | None
+    ) -> tuple[LoggedTurn, AsyncIterator[tuple[str, str | None]]]:
+        """Open the turn in the store (so its id is known), then yield (delta, finish_reason).
+
+        The output gate sees the reply so far before each delta is sent: once it fires, no
+        more model text goes out and the canned reply follows (finish_reason content_filter).
+        """
+        backend = self.s.require_backend()
+        turn = _Pending(user_id, context, params, conv)
+        await self._check_conversation(turn)
+        logged = await self._log(turn, "", None)
+        return logged, self._stream_deltas(backend, turn, logged)
+
+    async def _stream_deltas(self, backend, turn: _Pending, logged: LoggedTurn):
+        shown, finish = "", "stop"
+        try:
+            if self._input_fires(turn):
+                shown, finish = self.s.gate.canned_reply(), "content_filter"
+                yield shown, None
+            else:
+                stream = await run_in_threadpool(backend.stream, turn.context, turn.params)
+                try:
+                    async for delta in iterate_in_threadpool(iter(stream)):
+                        if self._output_fires(turn, shown + delta):
+                            canned = ("\n\n" if shown else "") + self.s.gate.canned_reply()
+                            shown, finish = shown + canned, "content_filter"
+                            yield canned, None
+                            break
+                        shown += delta
+                        yield delta, None
+                    else:
+                        finish = stream.finish_reason or "stop"
+                finally:
+                    stream.cancel()
+            yield "", finish
+        except BaseException:
+            finish = "cancelled"  # the reader went away: keep what it was shown
+            raise
+        finally:
+            await self._finish(turn, logged, shown, finish)
+
+    def _input_fires(self, turn: _Pending) -> bool:
+        if self.s.gate is None:
+            return False
+        turn.checks.append(self.s.gate.check_input(turn.context))
+        return turn.checks[-1].fired
+
+    def _output_fires(self, turn: _Pending, reply: str) -> bool:
+        if self.s.gate is None:
+            return False
+        check = self.s.gate.check_output(turn.context, reply)
+        if check.fired or not any(c.stage == "output" for c in turn.checks):
+            turn.checks = [c for c in turn.checks if c.stage != "output"] + [check]
+        else:  # keep the latest output score
+            turn.checks[-1] = check
+        return check.fired
+
+    async def _check_conversation(self, turn: _Pending) -> None:
+        if turn.conversation_id is not None:
+            await run_in_threadpool(self._read_owned, turn.user_id, turn.conversation_id)
+
+    def _read_owned(self, user_id: int, conversation_id: int) -> None:
+        from sqlalchemy.orm import Session
+
+        with Session(self.s.engine) as session:
+            owned_conversation(session, user_id, conversation_id)
+
+    def _generation_record(self, turn: _Pending, finish: str | None) -> dict[str, Any]:
+        record: dict[str, Any] = {**turn.params.as_dict(), "finish_reason": finish}
+        if self.s.gate is not None:
+            record["safety_gate"] = {
+                "classifier": self.s.gate.name,
+                "threshold": self.s.gate.threshold,
+                **{f"{c.stage}_score": round(c.score, 6) for c in turn.checks},
+            }
+        return record
+
+    async def _log(self, turn: _Pending, reply: str, finish: str | None) -> LoggedTurn:
+        record = Turn(
+            user_id=turn.user_id,
+            context=turn.context,
+            reply=reply,
+            model_version_id=self.s.model_version_id,
+            generation=self._generation_record(turn, finish),
+            safety_gated=turn.gated(),
+            conversation_id=turn.conversation_id,
+        )
+
+        def write(session) -> LoggedTurn:
+            logged = log_turn(session, record)
+            if finish is not None:
+                self._label_gate_decisions(session, turn, logged)
+            return logged
+
+        return await self.s.writer.run(write)
+
+    async def _finish(self, turn: _Pending, logged: LoggedTurn, reply: str, finish: str) -> None:
+        generation = self._generation_record(turn, finish)
+        digest = tail_hash([*turn.context, {"role": "assistant", "content": reply}])
+
+        def write(session) -> None:
+            message = session.get(Message, logged.bot_message_id)
+            message.text, message.generation, message.tail_hash = reply, generation, digest
+            message.safety_gated = turn.gated()
+            self._label_gate_decisions(session, turn, logged)
+
+        await self.s.writer.run(write)
+
+    def _label_gate_decisions(self, session, turn: _Pending, logged: LoggedTurn) -> None:
+        """Every time the gate fires, a classifier safety label on the message it judged."""
+        for check in turn.checks:
+            if check.fired:
+                target = (
+                    logged.human_message_id if check.stage == "input" else logged.bot_message_id
+                )
+                add_safety_label(
+                    session, target, "unsafe", "classifier", self.s.gate.name, check.score
+                )
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value

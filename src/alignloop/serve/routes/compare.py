@@ -1,0 +1,82 @@
+"""Side by side: K anonymous responses to one context, then a choice, tie, both bad or ranking."""
+
+from __future__ import annotations
+
+import random
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from alignloop.errors import InvalidInput
+from alignloop.serve.auth import current_user
+from alignloop.serve.chat import generation_params
+from alignloop.serve.schemas import CompareRequest, VoteRequest
+from alignloop.store.repository import UserRef, create_comparison, record_vote
+
+router = APIRouter(prefix="/api/compare", tags=["compare"])
+
+
+def _context(body: CompareRequest) -> list[dict[str, str]]:
+    if (body.messages is None) == (body.prompt is None):
+        raise InvalidInput("give exactly one of 'prompt' or 'messages'", "prompt")
+    if body.prompt is not None:
+        if not body.prompt.strip():
+            raise InvalidInput("prompt is empty", "prompt")
+        return [{"role": "user", "content": body.prompt}]
+    if body.messages[-1].role != "user":
+        raise InvalidInput("the last message must have role 'user'", "messages")
+    return [{"role": m.role, "content": m.content} for m in body.messages]
+
+
+@router.post("", status_code=201)
+async def create(body: CompareRequest, request: Request, user: UserRef = Depends(current_user)):
+    services = request.app.state.services
+    if body.k > services.settings.max_compare_k:
+        raise InvalidInput(f"k is at most {services.settings.max_compare_k} here", "k")
+    context = _context(body)
+    backend = services.require_backend()
+    params = generation_params(
+        services.settings,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature or max(services.settings.temperature, 0.7),
+        top_p=body.top_p,
+        seed=body.seed,
+        n=body.k,
+    )
+    completions = (await run_in_threadpool(backend.generate, [context], params))[0]
+    responses = [
+        {"text": c.text, "model": backend.model_name, "model_version_id": services.model_version_id}
+        for c in completions
+    ]
+    random.shuffle(responses)  # which sample (or, later, which model) is where stays hidden
+    comparison_id = await services.writer.run(
+        lambda s: create_comparison(s, user.id, context, responses, services.model_version_id)
+    )
+    return {
+        "comparison_id": comparison_id,
+        "responses": [{"index": i, "text": r["text"]} for i, r in enumerate(responses)],
+    }
+
+
+@router.post("/{comparison_id}/vote")
+async def vote(
+    comparison_id: int, body: VoteRequest, request: Request, user: UserRef = Depends(current_user)
+):
+    outcome = body.outcome or (
+        "choice" if body.choice is not None else "ranking" if body.ranking is not None else None
+    )
+    if outcome is None:
+        raise InvalidInput("give 'choice', 'ranking', or outcome 'tie' / 'both_bad'", "outcome")
+    comparison = await request.app.state.services.writer.run(
+        lambda s: record_vote(s, user.id, comparison_id, outcome, body.choice, body.ranking)
+    )
+    return {
+        "comparison_id": comparison.id,
+        "outcome": comparison.outcome,
+        "choice": comparison.choice,
+        "ranking": comparison.ranking,
+        "responses": [  # revealed once the vote is in
+            {"index": i, "text": r["text"], "model": r["model"]}
+            for i, r in enumerate(comparison.responses)
+        ],
+    }

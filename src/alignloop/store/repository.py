@@ -1,0 +1,309 @@
+"""Domain operations on the store. Each takes a Session and leaves committing to the caller.
+
+They validate before they write, so a rejected request writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alignloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from alignloop.store.models import (
+    Comparison,
+    Conversation,
+    Feedback,
+    Message,
+    ModelVersion,
+    SafetyLabel,
+    User,
+    utcnow,
+)
+from alignloop.store.vocab import FEEDBACK_KINDS, normalize_reason
+
+ROLE_TO_SENDER = {"user": "human", "assistant": "bot", "system": "system"}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tail_hash(messages: Sequence[dict[str, str]]) -> str:
+    """Digest of a conversation's messages (role and content), to match a resent history."""
+    canon = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class UserRef:
+    id: int
+    pseudonym: str
+    deletion_requested: bool = False
+
+
+def user_for_token(session: Session, token: str) -> UserRef:
+    """The user behind a bearer token or cookie, created on first sight."""
+    digest = hash_token(token)
+    user = session.scalar(select(User).where(User.token_hash == digest))
+    if user is None:
+        user = User(token_hash=digest, pseudonym=secrets.token_hex(8))
+        session.add(user)
+        session.flush()
+    return UserRef(user.id, user.pseudonym, user.deletion_requested_at is not None)
+
+
+def register_model_version(
+    session: Session,
+    name: str,
+    base: str | None = None,
+    path: str | None = None,
+    parent_id: int | None = None,
+) -> int:
+    """Id of the model version called `name`, created if new."""
+    existing = session.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
+    if existing is not None:
+        return existing
+    version = ModelVersion(name=name, base=base, path=path, parent_id=parent_id, metrics={})
+    session.add(version)
+    session.flush()
+    return version.id
+
+
+@dataclass
+class Turn:
+    """A human message and the bot's reply, with what the bot saw and how it generated."""
+
+    user_id: int
+    context: list[dict[str, str]]  # every message the model saw, ending with the human turn
+    reply: str
+    model_version_id: int | None
+    generation: dict[str, Any] = field(default_factory=dict)
+    safety_gated: bool = False
+    conversation_id: int | None = None
+    mode: str = "chat"
+
+
+@dataclass(frozen=True)
+class LoggedTurn:
+    conversation_id: int
+    human_message_id: int
+    bot_message_id: int
+
+
+def find_continued_conversation(session: Session, user_id: int, history_hash: str) -> int | None:
+    """The user's conversation whose logged tail matches the resent history, if any."""
+    return session.scalar(
+        select(Message.conversation_id)
+        .join(Conversation)
+        .where(Message.tail_hash == history_hash, Conversation.user_id == user_id)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def owned_conversation(session: Session, user_id: int, conversation_id: int) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.user_id != user_id:
+        raise NotFound(f"no conversation {conversation_id} for this user", "conversation_id")
+    return conversation
+
+
+def log_turn(session: Session, turn: Turn) -> LoggedTurn:
+    """Write the human message and the bot reply of one turn (one conversation, created if new)."""
+    if not turn.context or turn.context[-1]["role"] != "user":
+        raise InvalidInput("the last message must have role 'user'", "messages")
+    conversation_id = turn.conversation_id
+    if conversation_id is None:
+        conversation_id = find_continued_conversation(
+            session, turn.user_id, tail_hash(turn.context[:-1])
+        )
+    if conversation_id is None:
+        conversation = Conversation(
+            user_id=turn.user_id, mode=turn.mode, model_version_id=turn.model_version_id
+        )
+        session.add(conversation)
+        session.flush()
+        conversation_id = conversation.id
+    else:
+        owned_conversation(session, turn.user_id, conversation_id)
+    position = len(turn.context) - 1
+    human = Message(
+        conversation_id=conversation_id,
+        position=position,
+        sender="human",
+        text=turn.context[-1]["content"],
+        tail_hash=tail_hash(turn.context),
+    )
+    bot = Message(
+        conversation_id=conversation_id,
+        position=position + 1,
+        sender="bot",
+        text=turn.reply,
+        model_version_id=turn.model_version_id,
+        context=turn.context,
+        generation=turn.generation,
+        safety_gated=turn.safety_gated,
+        tail_hash=tail_hash([*turn.context, {"role": "assistant", "content": turn.reply}]),
+    )
+    session.add_all([human, bot])
+    session.flush()
+    return LoggedTurn(conversation_id, human.id, bot.id)
+
+
+def owned_message(session: Session, user_id: int, message_id: int, sender: str | None = None):
+    """(sender, safety_gated) of a message in one of the user's conversations, else NotFound."""
+    row = session.execute(
+        select(Message.sender, Message.safety_gated, Conversation.user_id)
+        .join(Conversation)
+        .where(Message.id == message_id)
+    ).first()
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"no message {message_id} in this user's conversations", "message_id")
+    if sender is not None and row.sender != sender:
+        raise Conflict(
+            f"message {message_id} was written by the {row.sender}; this goes on {sender} messages",
+            "message_id",
+        )
+    return row
+
+
+def add_feedback(
+    session: Session,
+    user_id: int,
+    message_id: int,
+    kind: str,
+    reason: str | None = None,
+    text: str | None = None,
+) -> int:
+    """Record like, dislike (with reason) or agreement on a canned reply, on a bot message."""
+    if kind not in FEEDBACK_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(FEEDBACK_KINDS)}; got {kind!r}", "kind")
+    if reason is not None:
+        if kind != "dislike":
+            raise InvalidInput("a reason goes only with kind 'dislike'", "reason")
+        reason = normalize_reason(reason)
+    row = owned_message(session, user_id, message_id, sender="bot")
+    if kind.startswith("sensitive_") and not row.safety_gated:
+        raise Conflict(
+            f"message {message_id} is not a canned safety reply; use 'like' or 'dislike'", "kind"
+        )
+    feedback = Feedback(message_id=message_id, user_id=user_id, kind=kind, reason=reason, text=text)
+    session.add(feedback)
+    session.flush()
+    return feedback.id
+
+
+def create_comparison(
+    session: Session,
+    user_id: int,
+    context: list[dict[str, str]],
+    responses: list[dict[str, Any]],
+    model_version_id: int | None,
+) -> int:
+    conversation = Conversation(user_id=user_id, mode="compare", model_version_id=model_version_id)
+    session.add(conversation)
+    session.flush()
+    comparison = Comparison(
+        user_id=user_id, conversation_id=conversation.id, context=context, responses=responses
+    )
+    session.add(comparison)
+    session.flush()
+    return comparison.id
+
+
+def record_vote(
+    session: Session,
+    user_id: int,
+    comparison_id: int,
+    outcome: str,
+    choice: int | None = None,
+    ranking: list[int] | None = None,
+) -> Comparison:
+    """Record the user's verdict once: a choice (index), a tie, both bad, or a full ranking."""
+    comparison = session.get(Comparison, comparison_id)
+    if comparison is None or comparison.user_id != user_id:
+        raise NotFound(f"no comparison {comparison_id} for this user", "comparison_id")
+    if comparison.outcome is not None:
+        raise Conflict(f"comparison {comparison_id} already has a vote", "comparison_id")
+    k = len(comparison.responses)
+    if outcome == "choice":
+        if choice is None or not 0 <= choice < k:
+            raise InvalidInput(f"choice must be an index from 0 to {k - 1}", "choice")
+    elif outcome == "ranking":
+        if ranking is None or sorted(ranking) != list(range(k)):
+            raise InvalidInput(
+                f"ranking must list each response index 0..{k - 1} once, best first", "ranking"
+            )
+    elif outcome not in ("tie", "both_bad"):
+        raise InvalidInput("outcome must be one of choice, tie, both_bad, ranking", "outcome")
+    comparison.outcome, comparison.choice, comparison.ranking = outcome, choice, ranking
+    comparison.voted_at = utcnow()
+    session.flush()
+    return comparison
+
+
+def add_safety_label(
+    session: Session,
+    message_id: int,
+    label: str,
+    labeler_kind: str,
+    labeler: str,
+    score: float | None = None,
+) -> int:
+    row = SafetyLabel(
+        message_id=message_id, label=label, labeler_kind=labeler_kind, labeler=labeler, score=score
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def set_consent(
+    session: Session, user_id: int, training: bool | None, publication: bool | None
+) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", "user")
+    if user.deletion_requested_at is not None:
+        raise Forbidden("this user asked for deletion; consent can no longer be given", "user")
+    if training is not None:
+        user.consent_training = training
+    if publication is not None:
+        user.consent_publication = publication
+    session.flush()
+    return user
+
+
+def request_deletion(session: Session, user_id: int) -> User:
+    """Mark the user deleted: every later export and dataset leaves them out."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", "user")
+    if user.deletion_requested_at is None:
+        user.deletion_requested_at = utcnow()
+        user.consent_training = False
+        user.consent_publication = False
+    session.flush()
+    return user
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    tables = {
+        "users": User,
+        "conversations": Conversation,
+        "messages": Message,
+        "feedback": Feedback,
+        "comparisons": Comparison,
+        "safety_labels": SafetyLabel,
+        "model_versions": ModelVersion,
+    }
+    return {
+        name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()
+    }
