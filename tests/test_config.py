@@ -1,0 +1,61 @@
+"""Settings: YAML files and flags map onto typed fields; bad values name the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from alignloop.config import ServeConfig, load_config
+from alignloop.errors import ConfigError
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("port: 9000\nmodel: tiny\nrate-limit-burst: 5\n")
+    config = load_config(ServeConfig, path, {"port": 9100})
+    assert (config.port, config.model, config.rate_limit_burst) == (9100, "tiny", 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot: 9000\n", "'prot': unknown option"),
+        ("port: many\n", "'port'"),
+        ("safety_gate: perspective\n", "'safety_gate'"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("port: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_files_name_the_field(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(ServeConfig, path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "alignloop", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_lists_every_command():
+    out = _cli("--help").stdout
+    for command in ("serve", "export", "demo", "db", "models"):
+        assert command in out
+
+
+def test_cli_rejects_a_bad_option_value_with_the_field_name(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("temperature: 7\n")
+    result = _cli("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert "temperature" in result.stderr and "less than or equal to 2" in result.stderr
+
+
+def test_cli_db_upgrade(tmp_path):
+    db = tmp_path / "cli.db"
+    assert _cli("db", "upgrade", "--db", str(db)).returncode == 0
+    assert _cli("db", "current", "--db", str(db)).stdout.strip() == "0001"
