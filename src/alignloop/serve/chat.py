@@ -83,16 +83,17 @@ class ChatService:
         backend = self.s.require_backend()
         turn = _Pending(user_id, context, params, conv)
         await self._check_conversation(turn)
-        started = time.perf_counter()
+        generation_ms = 0.0
         if self._input_fires(turn):
             reply, finish, usage = self.s.gate.canned_reply(), "content_filter", (0, 0)
         else:
+            started = time.perf_counter()
             completion = (await run_in_threadpool(backend.generate, [context], params))[0][0]
+            generation_ms = (time.perf_counter() - started) * 1000
             reply, finish = completion.text, completion.finish_reason
             usage = (completion.prompt_tokens, completion.completion_tokens)
             if self._output_fires(turn, reply):
                 reply, finish = self.s.gate.canned_reply(), "content_filter"
-        generation_ms = (time.perf_counter() - started) * 1000
         logged = await self._log(turn, reply, finish)
         return TurnResult(logged, reply, finish, turn.gated(), *usage, generation_ms)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from alignloop.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -157,13 +157,19 @@ def log_turn(session: Session, turn: Turn) -> LoggedTurn:
     return LoggedTurn(conversation_id, human.id, bot.id)
 
 
+# The feedback hot path's statements, built once: constructing and cache-keying a statement
+# costs several times more than SQLite's execution of it.
+_OWNED_MESSAGE = (
+    select(Message.sender, Message.safety_gated, Conversation.user_id)
+    .join(Conversation)
+    .where(Message.id == bindparam("message_id"))
+)
+_INSERT_FEEDBACK = insert(Feedback.__table__).returning(Feedback.__table__.c.id)
+
+
 def owned_message(session: Session, user_id: int, message_id: int, sender: str | None = None):
     """(sender, safety_gated) of a message in one of the user's conversations, else NotFound."""
-    row = session.execute(
-        select(Message.sender, Message.safety_gated, Conversation.user_id)
-        .join(Conversation)
-        .where(Message.id == message_id)
-    ).first()
+    row = session.connection().execute(_OWNED_MESSAGE, {"message_id": message_id}).first()
     if row is None or row.user_id != user_id:
         raise NotFound(f"no message {message_id} in this user's conversations", "message_id")
     if sender is not None and row.sender != sender:
@@ -194,10 +200,15 @@ def add_feedback(
         raise Conflict(
             f"message {message_id} is not a canned safety reply; use 'like' or 'dislike'", "kind"
         )
-    feedback = Feedback(message_id=message_id, user_id=user_id, kind=kind, reason=reason, text=text)
-    session.add(feedback)
-    session.flush()
-    return feedback.id
+    values = {
+        "message_id": message_id,
+        "user_id": user_id,
+        "kind": kind,
+        "reason": reason,
+        "text": text,
+        "created_at": utcnow(),
+    }
+    return session.connection().execute(_INSERT_FEEDBACK, values).scalar_one()
 
 
 def create_comparison(
