@@ -25,13 +25,10 @@ def test_prompt_uses_the_models_chat_template(tiny_backend):
 
 
 def test_batched_left_padded_generation_matches_one_at_a_time(tiny_backend):
-    sampled = GenerationParams(max_new_tokens=12, temperature=1.0, seed=3)
-    for params in (GREEDY, sampled):
-        batch = tiny_backend.generate([SHORT, LONG], params)
-        alone = [tiny_backend.generate([p], params)[0][0].text for p in (SHORT, LONG)]
-        if params.seed is None:
-            assert [b[0].text for b in batch] == alone
-    assert tiny_backend.generate([SHORT], GREEDY)[0][0].completion_tokens == 12
+    batch = tiny_backend.generate([SHORT, LONG], GREEDY)
+    alone = [tiny_backend.generate([p], GREEDY)[0][0].text for p in (SHORT, LONG)]
+    assert [b[0].text for b in batch] == alone  # left padding changes nothing
+    assert batch[0][0].completion_tokens == 12 and batch[0][0].finish_reason == "length"
 
 
 def test_n_samples_per_prompt_and_seed_reproducibility(tiny_backend):

@@ -34,25 +34,17 @@ def _store(path):
     return engine
 
 
+def _export_cli(tmp_path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    argv = ["export", "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / name), *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "alignloop", *argv], capture_output=True, text=True, timeout=120
+    )
+
+
 def test_jsonl_and_parquet_exports_hold_the_same_conversations(tmp_path):
     _store(tmp_path / "s.db")
     for name in ("out.jsonl", "out.parquet"):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "alignloop",
-                "export",
-                "--db",
-                str(tmp_path / "s.db"),
-                "--out",
-                str(tmp_path / name),
-                "--with-context",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _export_cli(tmp_path, name, "--with-context")
         assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(lines) == 1
@@ -68,20 +60,6 @@ def test_jsonl_and_parquet_exports_hold_the_same_conversations(tmp_path):
 
 def test_export_refuses_an_unknown_format(tmp_path):
     _store(tmp_path / "s.db")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alignloop",
-            "export",
-            "--db",
-            str(tmp_path / "s.db"),
-            "--out",
-            str(tmp_path / "out.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _export_cli(tmp_path, "out.csv")
     assert result.returncode == 2 and ".jsonl or .parquet" in result.stderr
     assert not (tmp_path / "out.csv").exists()
