@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import httpx
 
@@ -66,7 +67,7 @@ class OpenAICompatibleBackend:
         ]
 
     def stream(self, prompt: list[ChatMessage], params: GenerationParams) -> TextStream:
-        body = self._body(prompt, GenerationParams(**{**params.as_dict(), "n": 1}), stream=True)
+        body = self._body(prompt, replace(params, n=1), stream=True)
         result = TextStream(iter(()))
         result.deltas = self._sse_deltas(body, result)
         return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import torch
 from transformers import (
@@ -68,7 +69,7 @@ class TransformersBackend:
         inputs = self._encode([prompt])
         result = TextStream(iter(()), prompt_tokens=int(inputs["input_ids"].shape[1]))
         result._cancel.append(cancel.set)
-        params = GenerationParams(**{**params.as_dict(), "n": 1, "stop": tuple(params.stop)})
+        params = replace(params, n=1)
 
         def work() -> None:
             try:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from alignloop.backends.base import ChatMessage, GenerationParams
@@ -149,10 +150,8 @@ class ChatService:
         if self.s.gate is None:
             return False
         check = self.s.gate.check_output(turn.context, reply)
-        if check.fired or not any(c.stage == "output" for c in turn.checks):
-            turn.checks = [c for c in turn.checks if c.stage != "output"] + [check]
-        else:  # keep the latest output score
-            turn.checks[-1] = check
+        # Streaming checks the reply at every delta: keep only the latest output score.
+        turn.checks = [c for c in turn.checks if c.stage != "output"] + [check]
         return check.fired
 
     async def _check_conversation(self, turn: _Pending) -> None:
@@ -160,8 +159,6 @@ class ChatService:
             await run_in_threadpool(self._read_owned, turn.user_id, turn.conversation_id)
 
     def _read_owned(self, user_id: int, conversation_id: int) -> None:
-        from sqlalchemy.orm import Session
-
         with Session(self.s.engine) as session:
             owned_conversation(session, user_id, conversation_id)
 

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 Text = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+def _message_id(value: object) -> object:
+    """Accept the chat completion's `id` as given (a string of digits) or as a number."""
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise ValueError("message_id is the id of a chat completion (a number)")
+        return int(value)
+    return value
+
+
+MessageId = Annotated[int, BeforeValidator(_message_id)]
 
 
 class Strict(BaseModel):
@@ -59,17 +78,10 @@ class ChatCompletionRequest(BaseModel):
 
 
 class FeedbackRequest(Strict):
-    message_id: int | str
+    message_id: MessageId
     kind: Literal["like", "dislike", "sensitive_agree", "sensitive_disagree"]
     reason: str | None = Field(None, max_length=64)
     text: str | None = Field(None, max_length=5_000)
-
-    @field_validator("message_id")
-    @classmethod
-    def _numeric_id(cls, value: int | str) -> int:
-        if isinstance(value, str) and not value.strip().isdigit():
-            raise ValueError("message_id is the id of a chat completion (a number)")
-        return int(value)
 
 
 class FeedbackResponse(BaseModel):
@@ -101,7 +113,5 @@ class ConsentRequest(Strict):
 
 
 class SafetyLabelRequest(Strict):
-    message_id: int | str
+    message_id: MessageId
     label: Literal["safe", "unsafe"]
-
-    _numeric_id = field_validator("message_id")(FeedbackRequest._numeric_id.__func__)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from alignloop.serve.auth import current_user
 from alignloop.serve.schemas import FeedbackRequest, FeedbackResponse, SafetyLabelRequest
 from alignloop.store.repository import UserRef, add_feedback, add_safety_label, owned_message
+from alignloop.store.vocab import normalize_reason
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
@@ -16,22 +17,13 @@ async def post_feedback(
     body: FeedbackRequest, request: Request, user: UserRef = Depends(current_user)
 ):
     writer = request.app.state.services.writer
-    reason = body.reason if body.reason else None
+    reason = normalize_reason(body.reason) if body.reason else None
     feedback_id = await writer.run(
         lambda s: add_feedback(s, user.id, body.message_id, body.kind, reason, body.text)
     )
     return FeedbackResponse(
-        feedback_id=feedback_id,
-        message_id=body.message_id,
-        kind=body.kind,
-        reason=_normalized(reason),
+        feedback_id=feedback_id, message_id=body.message_id, kind=body.kind, reason=reason
     )
-
-
-def _normalized(reason: str | None) -> str | None:
-    from alignloop.store.vocab import normalize_reason
-
-    return normalize_reason(reason) if reason else None
 
 
 @router.post("/safety-labels", status_code=201)
