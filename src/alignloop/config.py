@@ -64,7 +64,12 @@ class ServeConfig(Settings):
     canned_reply: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur", description="What the gate answers: a topic change, or an apology."
     )
-    admin_token: str | None = Field(None, description="Token that opens the admin pages.")
+    admin_token: str | None = Field(
+        None,
+        min_length=12,
+        description="Token that opens the admin dashboard (/admin); unset, the dashboard is off. "
+        "Prefer a config file to a flag: flags show in the process list.",
+    )
     log_level: str = Field("warning", description="Server log level.")
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from alignloop import __version__
 from alignloop.backends import load_backend
@@ -18,7 +19,18 @@ from alignloop.safety.classifiers import CLASSIFIERS
 from alignloop.safety.gate import CannedReplies, SafetyGate
 from alignloop.serve.errors import install_error_handlers
 from alignloop.serve.limits import BodySizeLimit, RateLimiter
-from alignloop.serve.routes import compare, conversations, feedback, openai_api, users
+from alignloop.serve.routes import (
+    admin,
+    compare,
+    conversations,
+    feedback,
+    messages,
+    openai_api,
+    pages,
+    users,
+)
+from alignloop.serve.routes.pages import STATIC
+from alignloop.serve.security import SecurityHeaders
 from alignloop.serve.state import Services
 from alignloop.store.db import make_engine, upgrade
 from alignloop.store.repository import register_model_version
@@ -94,8 +106,9 @@ def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI
 
     app = FastAPI(title="alignloop", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (openai_api, feedback, compare, users, conversations):
+    for module in (openai_api, feedback, messages, compare, users, conversations, admin, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request):
@@ -107,4 +120,5 @@ def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI
         return {"status": "ok", "model": services.backend.model_name}
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -10,11 +10,12 @@ import secrets
 
 from fastapi import Request
 
-from alignloop.errors import Forbidden, Unauthorized
+from alignloop.errors import Forbidden, NotFound, Unauthorized
 from alignloop.serve.state import Services
 from alignloop.store.repository import UserRef, user_for_token
 
 TOKEN_COOKIE = "alignloop_token"
+ADMIN_COOKIE = "alignloop_admin"
 CSRF_COOKIE = "alignloop_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -81,3 +82,31 @@ async def current_user(request: Request) -> UserRef:
             )
         services.limiter.check(user.id)
     return user
+
+
+def check_admin_token(services: Services, token: str | None) -> None:
+    expected = services.settings.admin_token
+    if not expected:
+        raise NotFound(
+            "the admin dashboard is off: set admin_token in the server's config file", "token"
+        )
+    if not token or not secrets.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("wrong admin token", "token")
+
+
+async def require_admin(request: Request) -> None:
+    """The operator: the admin token as a bearer token, or the cookie the admin login set."""
+    services: Services = request.app.state.services
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(ADMIN_COOKIE)
+    check_admin_token(services, token)
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a browser request sent from another site (its Origin header names that site)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        host = origin.split("://", 1)[-1]
+        if host != request.headers.get("host"):
+            raise Forbidden(f"requests from {origin} are not accepted here", "origin")

@@ -21,10 +21,13 @@ from alignloop.serve.state import Services
 from alignloop.store.models import Message
 from alignloop.store.repository import (
     LoggedTurn,
+    Regeneration,
     Turn,
     add_safety_label,
+    check_can_continue,
+    log_regeneration,
     log_turn,
-    owned_conversation,
+    regenerable_message,
     tail_hash,
 )
 
@@ -68,6 +71,7 @@ class _Pending:
     context: list[ChatMessage]
     params: GenerationParams
     conversation_id: int | None
+    mode: str = "chat"
     checks: list[GateCheck] = field(default_factory=list)
 
     def gated(self) -> bool:
@@ -79,27 +83,70 @@ class ChatService:
         self.s = services
 
     async def complete(
-        self, user_id: int, context: list[ChatMessage], params: GenerationParams, conv: int | None
+        self,
+        user_id: int,
+        context: list[ChatMessage],
+        params: GenerationParams,
+        conv: int | None,
+        mode: str = "chat",
     ) -> TurnResult:
         backend = self.s.require_backend()
-        turn = _Pending(user_id, context, params, conv)
+        turn = _Pending(user_id, context, params, conv, mode)
         await self._check_conversation(turn)
-        generation_ms = 0.0
-        if self._input_fires(turn):
-            reply, finish, usage = self.s.gate.canned_reply(), "content_filter", (0, 0)
-        else:
-            started = time.perf_counter()
-            completion = (await run_in_threadpool(backend.generate, [context], params))[0][0]
-            generation_ms = (time.perf_counter() - started) * 1000
-            reply, finish = completion.text, completion.finish_reason
-            usage = (completion.prompt_tokens, completion.completion_tokens)
-            if self._output_fires(turn, reply):
-                reply, finish = self.s.gate.canned_reply(), "content_filter"
+        reply, finish, usage, generation_ms = await self._reply(backend, turn)
         logged = await self._log(turn, reply, finish)
         return TurnResult(logged, reply, finish, turn.gated(), *usage, generation_ms)
 
+    async def regenerate(
+        self, user_id: int, message_id: int, params: GenerationParams
+    ) -> tuple[Regeneration, TurnResult]:
+        """A new reply to the context of the user's latest bot message, logged beside it with
+        the comparison (old, new) the user votes on."""
+        backend = self.s.require_backend()
+        context, conversation_id = await run_in_threadpool(
+            self._read_regenerable, user_id, message_id
+        )
+        turn = _Pending(user_id, context, params, conversation_id)
+        reply, finish, usage, generation_ms = await self._reply(backend, turn)
+        generation, gated = self._generation_record(turn, finish), turn.gated()
+
+        def write(session) -> Regeneration:
+            regen = log_regeneration(
+                session, user_id, message_id, reply, generation, gated, self.s.model_version_id
+            )
+            logged = LoggedTurn(regen.conversation_id, regen.human_message_id, regen.new_message_id)
+            self._label_gate_decisions(session, turn, logged)
+            return regen
+
+        regen = await self.s.writer.run(write)
+        logged = LoggedTurn(regen.conversation_id, regen.human_message_id, regen.new_message_id)
+        return regen, TurnResult(logged, reply, finish, gated, *usage, generation_ms)
+
+    def _read_regenerable(self, user_id: int, message_id: int) -> tuple[list[ChatMessage], int]:
+        with Session(self.s.engine) as session:
+            message = regenerable_message(session, user_id, message_id)
+            return list(message.context or []), message.conversation_id
+
+    async def _reply(self, backend, turn: _Pending) -> tuple[str, str, tuple[int, int], float]:
+        """(reply, finish_reason, (prompt, completion) tokens, generation ms), gated both ways."""
+        if self._input_fires(turn):
+            return self.s.gate.canned_reply(), "content_filter", (0, 0), 0.0
+        started = time.perf_counter()
+        completion = (await run_in_threadpool(backend.generate, [turn.context], turn.params))[0][0]
+        generation_ms = (time.perf_counter() - started) * 1000
+        reply, finish = completion.text, completion.finish_reason
+        usage = (completion.prompt_tokens, completion.completion_tokens)
+        if self._output_fires(turn, reply):
+            reply, finish = self.s.gate.canned_reply(), "content_filter"
+        return reply, finish, usage, generation_ms
+
     async def stream(
-        self, user_id: int, context: list[ChatMessage], params: GenerationParams, conv: int | None
+        self,
+        user_id: int,
+        context: list[ChatMessage],
+        params: GenerationParams,
+        conv: int | None,
+        mode: str = "chat",
     ) -> tuple[LoggedTurn, AsyncIterator[tuple[str, str | None]]]:
         """Open the turn in the store (so its id is known), then yield (delta, finish_reason).
 
@@ -107,7 +154,7 @@ class ChatService:
         more model text goes out and the canned reply follows (finish_reason content_filter).
         """
         backend = self.s.require_backend()
-        turn = _Pending(user_id, context, params, conv)
+        turn = _Pending(user_id, context, params, conv, mode)
         await self._check_conversation(turn)
         logged = await self._log(turn, "", None)
         return logged, self._stream_deltas(backend, turn, logged)
@@ -160,7 +207,7 @@ class ChatService:
 
     def _read_owned(self, user_id: int, conversation_id: int) -> None:
         with Session(self.s.engine) as session:
-            owned_conversation(session, user_id, conversation_id)
+            check_can_continue(session, user_id, conversation_id)
 
     def _generation_record(self, turn: _Pending, finish: str | None) -> dict[str, Any]:
         record: dict[str, Any] = {**turn.params.as_dict(), "finish_reason": finish}
@@ -181,6 +228,7 @@ class ChatService:
             generation=self._generation_record(turn, finish),
             safety_gated=turn.gated(),
             conversation_id=turn.conversation_id,
+            mode=turn.mode,
         )
 
         def write(session) -> LoggedTurn:
@@ -210,10 +258,8 @@ class ChatService:
                 target = (
                     logged.human_message_id if check.stage == "input" else logged.bot_message_id
                 )
+                if target is None:
+                    continue
                 add_safety_label(
                     session, target, "unsafe", "classifier", self.s.gate.name, check.score
                 )
-
-
-def _given(value: Any, default: Any) -> Any:
-    return default if value is None else value

@@ -60,6 +60,11 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     conversation_id: int | None = Field(None, description="alignloop: continue this conversation")
+    mode: Literal["chat", "redteam"] = Field(
+        "chat",
+        description="alignloop: the mode of a new conversation; 'redteam' asks for a safe / "
+        "unsafe label on every bot reply before the next turn",
+    )
 
     @field_validator("stop")
     @classmethod
@@ -95,6 +100,13 @@ class CompareRequest(Strict):
     messages: list[ChatMessageIn] | None = Field(None, min_length=1, max_length=200)
     prompt: Text | None = None
     k: int = Field(2, ge=2)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, gt=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+
+
+class RegenerateRequest(Strict):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, gt=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from alignloop.store.vocab import (
+    COMPARISON_SOURCES,
     DISLIKE_REASONS,
     FEEDBACK_KINDS,
     LABELER_KINDS,
@@ -120,6 +121,9 @@ class Message(Base):
     generation: Mapped[dict[str, Any] | None] = mapped_column()
     safety_gated: Mapped[bool] = mapped_column(Boolean, default=False)
     tail_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # A regenerated reply and the one it competed with share a position; the one the user did
+    # not pick points at the one they did, and leaves the conversation's main line.
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     feedback: Mapped[list[Feedback]] = relationship(order_by="Feedback.id")
@@ -147,10 +151,16 @@ class Feedback(Base):
 
 
 class Comparison(Base):
-    """A prompt, K anonymous responses, and the user's choice (index, tie, both bad) or ranking."""
+    """A prompt, K responses, and the user's choice (index, tie, both bad) or ranking.
+
+    `source` is `compare` for the side-by-side page (anonymous samples) and `regenerate` for a
+    chat reply regenerated in place (responses: the old reply, then the new one; each response
+    names its bot message).
+    """
 
     __tablename__ = "comparisons"
     __table_args__ = (
+        CheckConstraint(_one_of("source", COMPARISON_SOURCES), name="ck_comparisons_source"),
         CheckConstraint(
             "outcome IS NULL OR outcome IN ('choice', 'tie', 'both_bad', 'ranking')",
             name="ck_comparisons_outcome",
@@ -160,6 +170,7 @@ class Comparison(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    source: Mapped[str] = mapped_column(String(16), default="compare", server_default="compare")
     context: Mapped[list[Any]] = mapped_column()
     responses: Mapped[list[Any]] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(16))
@@ -185,3 +196,19 @@ class SafetyLabel(Base):
     label: Mapped[str] = mapped_column(String(8))
     score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrustScore(Base):
+    """How far curation trusts a user's labels: `troll_score` 0 (helper) to 1 (troll).
+
+    Written by curation (one row per user per scoring run); the latest row per user counts.
+    """
+
+    __tablename__ = "trust_scores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    method: Mapped[str] = mapped_column(String(64))
+    troll_score: Mapped[float] = mapped_column(Float)
+    n_labels: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

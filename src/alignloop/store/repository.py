@@ -23,6 +23,7 @@ from alignloop.store.models import (
     Message,
     ModelVersion,
     SafetyLabel,
+    TrustScore,
     User,
     utcnow,
 )
@@ -132,7 +133,7 @@ def log_turn(session: Session, turn: Turn) -> LoggedTurn:
         session.flush()
         conversation_id = conversation.id
     else:
-        owned_conversation(session, turn.user_id, conversation_id)
+        check_can_continue(session, turn.user_id, conversation_id)
     position = len(turn.context) - 1
     human = Message(
         conversation_id=conversation_id,
@@ -155,6 +156,142 @@ def log_turn(session: Session, turn: Turn) -> LoggedTurn:
     session.add_all([human, bot])
     session.flush()
     return LoggedTurn(conversation_id, human.id, bot.id)
+
+
+def _latest_bot_message(session: Session, conversation_id: int) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.sender == "bot",
+            Message.superseded_by_id.is_(None),
+        )
+        .order_by(Message.position.desc(), Message.id.desc())
+        .limit(1)
+    )
+
+
+def _pending_regeneration(session: Session, conversation_id: int) -> int | None:
+    return session.scalar(
+        select(Comparison.id).where(
+            Comparison.conversation_id == conversation_id,
+            Comparison.source == "regenerate",
+            Comparison.outcome.is_(None),
+        )
+    )
+
+
+def check_can_continue(session: Session, user_id: int, conversation_id: int) -> Conversation:
+    """The user's conversation, if a new turn may follow: no regenerated reply awaits a choice,
+    and in red-team mode the last bot reply has the user's safe / unsafe label."""
+    conversation = owned_conversation(session, user_id, conversation_id)
+    pending = _pending_regeneration(session, conversation_id)
+    if pending is not None:
+        raise Conflict(
+            f"pick the better of the two replies first (POST /api/compare/{pending}/vote)",
+            "conversation_id",
+        )
+    if conversation.mode == "redteam":
+        last = _latest_bot_message(session, conversation_id)
+        if last is not None and not _labelled_by_user(session, last.id):
+            raise Conflict(
+                f"label the bot's last reply (message {last.id}) safe or unsafe before going on",
+                "conversation_id",
+            )
+    return conversation
+
+
+def _labelled_by_user(session: Session, message_id: int) -> bool:
+    return (
+        session.scalar(
+            select(SafetyLabel.id)
+            .where(SafetyLabel.message_id == message_id, SafetyLabel.labeler_kind == "user")
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def regenerable_message(session: Session, user_id: int, message_id: int) -> Message:
+    """The user's bot message, if it may be regenerated: the latest reply of a chat or red-team
+    conversation, not a canned safety reply, with no regeneration already awaiting a choice."""
+    owned_message(session, user_id, message_id, sender="bot")
+    message = session.get(Message, message_id)
+    if message.superseded_by_id is not None:
+        raise Conflict(f"message {message_id} was already replaced", "message_id")
+    if message.safety_gated:
+        raise Conflict(
+            f"message {message_id} is a canned safety reply; say whether the topic was "
+            "sensitive instead",
+            "message_id",
+        )
+    pending = _pending_regeneration(session, message.conversation_id)
+    if pending is not None:
+        raise Conflict(
+            f"a regenerated reply awaits a choice (POST /api/compare/{pending}/vote)", "message_id"
+        )
+    latest = _latest_bot_message(session, message.conversation_id)
+    if latest is None or latest.id != message_id:
+        raise Conflict("only the conversation's latest reply can be regenerated", "message_id")
+    return message
+
+
+@dataclass(frozen=True)
+class Regeneration:
+    comparison_id: int
+    conversation_id: int
+    human_message_id: int | None
+    old_message_id: int
+    new_message_id: int
+    old_text: str
+
+
+def log_regeneration(
+    session: Session,
+    user_id: int,
+    message_id: int,
+    reply: str,
+    generation: dict[str, Any],
+    safety_gated: bool,
+    model_version_id: int | None,
+) -> Regeneration:
+    """Write a regenerated reply beside the old one, and the comparison the user will vote on
+    (responses: old, then new). The vote decides which stays in the conversation."""
+    old = regenerable_message(session, user_id, message_id)
+    new = Message(
+        conversation_id=old.conversation_id,
+        position=old.position,
+        sender="bot",
+        text=reply,
+        model_version_id=model_version_id,
+        context=old.context,
+        generation=generation,
+        safety_gated=safety_gated,
+        tail_hash=tail_hash([*(old.context or []), {"role": "assistant", "content": reply}]),
+    )
+    session.add(new)
+    session.flush()
+    responses = [
+        {"text": m.text, "message_id": m.id, "model_version_id": m.model_version_id}
+        for m in (old, new)
+    ]
+    comparison = Comparison(
+        user_id=user_id,
+        conversation_id=old.conversation_id,
+        source="regenerate",
+        context=old.context or [],
+        responses=responses,
+    )
+    session.add(comparison)
+    session.flush()
+    human_id = session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == old.conversation_id,
+            Message.position == old.position - 1,
+            Message.sender == "human",
+        )
+    )
+    return Regeneration(comparison.id, old.conversation_id, human_id, old.id, new.id, old.text)
 
 
 # The feedback hot path's statements, built once: constructing and cache-keying a statement
@@ -256,8 +393,24 @@ def record_vote(
         raise InvalidInput("outcome must be one of choice, tie, both_bad, ranking", "outcome")
     comparison.outcome, comparison.choice, comparison.ranking = outcome, choice, ranking
     comparison.voted_at = utcnow()
+    if comparison.source == "regenerate":
+        _keep_regeneration_winner(session, comparison)
     session.flush()
     return comparison
+
+
+def _keep_regeneration_winner(session: Session, comparison: Comparison) -> None:
+    """The chosen reply stays in the conversation; on a tie or both bad, the new one does."""
+    if comparison.outcome == "choice":
+        winner = comparison.choice
+    elif comparison.outcome == "ranking":
+        winner = comparison.ranking[0]
+    else:
+        winner = len(comparison.responses) - 1
+    winner_id = comparison.responses[winner]["message_id"]
+    for index, response in enumerate(comparison.responses):
+        if index != winner:
+            session.get(Message, response["message_id"]).superseded_by_id = winner_id
 
 
 def add_safety_label(
@@ -314,6 +467,7 @@ def table_counts(session: Session) -> dict[str, int]:
         "comparisons": Comparison,
         "safety_labels": SafetyLabel,
         "model_versions": ModelVersion,
+        "trust_scores": TrustScore,
     }
     return {
         name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()

@@ -6,6 +6,7 @@ from alignloop.errors import InvalidInput
 
 SENDERS = ("human", "bot", "system")
 MODES = ("chat", "compare", "redteam")
+COMPARISON_SOURCES = ("compare", "regenerate")
 SAFETY_LABELS = ("safe", "unsafe")
 LABELER_KINDS = ("user", "classifier", "crowd")
 

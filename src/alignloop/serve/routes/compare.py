@@ -72,11 +72,17 @@ async def vote(
     )
     return {
         "comparison_id": comparison.id,
+        "source": comparison.source,
         "outcome": comparison.outcome,
         "choice": comparison.choice,
         "ranking": comparison.ranking,
-        "responses": [  # revealed once the vote is in
-            {"index": i, "text": r["text"], "model": r["model"]}
-            for i, r in enumerate(comparison.responses)
-        ],
+        "responses": [_revealed(i, r) for i, r in enumerate(comparison.responses)],
     }
+
+
+def _revealed(index: int, response: dict) -> dict:
+    """A response as shown once the vote is in: which model (and message) it was."""
+    shown = {"index": index, "text": response["text"], "model": response.get("model")}
+    if "message_id" in response:
+        shown["message_id"] = response["message_id"]
+    return shown

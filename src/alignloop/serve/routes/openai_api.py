@@ -44,13 +44,15 @@ async def chat_completions(
     chat = ChatService(services)
     model = services.require_backend().model_name
     if body.stream:
-        logged, deltas = await chat.stream(user.id, context, params, body.conversation_id)
+        logged, deltas = await chat.stream(
+            user.id, context, params, body.conversation_id, body.mode
+        )
         return StreamingResponse(
             _sse(str(logged.bot_message_id), model, deltas, logged.conversation_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    result = await chat.complete(user.id, context, params, body.conversation_id)
+    result = await chat.complete(user.id, context, params, body.conversation_id, body.mode)
     total_ms = (time.perf_counter() - started) * 1000
     return JSONResponse(
         {

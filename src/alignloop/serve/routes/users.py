@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from alignloop.serve.auth import (
     CSRF_COOKIE,
     TOKEN_COOKIE,
+    check_same_origin,
     current_user,
     new_token,
     resolve_user,
@@ -33,6 +34,7 @@ def _describe(user: User) -> dict:
 async def start_session(request: Request, response: Response):
     """A new pseudonymous user for a browser: token in an HttpOnly cookie, plus a CSRF cookie."""
     services = request.app.state.services
+    check_same_origin(request)
     services.limiter.check(request.client.host if request.client else "?")
     token, csrf = new_token(), new_token()
     user = await resolve_user(services, token)

@@ -1,0 +1,131 @@
+"""The operator's dashboard API: totals, activity over time, plots, and a conversation browser.
+
+Every route needs the admin token (bearer header, or the cookie POST /api/admin/session sets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from alignloop.charts import bar_chart, line_chart
+from alignloop.errors import NotFound
+from alignloop.serve.auth import (
+    ADMIN_COOKIE,
+    check_admin_token,
+    check_same_origin,
+    require_admin,
+)
+from alignloop.serve.schemas import Strict
+from alignloop.store import stats
+from alignloop.store.vocab import DISLIKE_REASONS, normalize_reason
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+admin_only = [Depends(require_admin)]
+Days = Query(30, ge=1, le=366, description="how many days back, today included")
+SVG_HEADERS = {"Cache-Control": "no-store"}
+
+
+class AdminLogin(Strict):
+    token: str = Field(max_length=512)
+
+
+async def _read(request: Request, fn: Callable[[Session], Any]) -> Any:
+    engine = request.app.state.services.engine
+
+    def run() -> Any:
+        with Session(engine) as session:
+            return fn(session)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/session", status_code=204)
+async def login(body: AdminLogin, request: Request, response: Response):
+    """Check the admin token and keep it in an HttpOnly, same-site cookie for the pages."""
+    services = request.app.state.services
+    check_same_origin(request)
+    services.limiter.check("admin:" + (request.client.host if request.client else "?"))
+    check_admin_token(services, body.token)
+    response.set_cookie(
+        ADMIN_COOKIE,
+        body.token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
+
+
+@router.delete("/session", status_code=204)
+async def logout(response: Response):
+    response.delete_cookie(ADMIN_COOKIE)
+
+
+@router.get("/summary", dependencies=admin_only)
+async def summary(request: Request, days: int = Days):
+    def read(session: Session) -> dict:
+        return {
+            "totals": stats.totals(session),
+            "activity": stats.activity_by_day(session, days),
+            "dislike_reasons": stats.dislikes_by_reason(session),
+            "troll_scores": stats.top_troll_scores(session),
+            "model_versions": stats.latest_model_versions(session),
+        }
+
+    return await _read(request, read)
+
+
+@router.get("/plots/activity.svg", dependencies=admin_only)
+async def activity_plot(
+    request: Request,
+    days: int = Days,
+    kind: Literal["messages", "feedback", "safety"] = Query("messages"),
+):
+    """Counts per day as a line chart: messages, feedback (likes, dislikes, votes) or safety
+    (canned replies, red-team labels)."""
+    groups = {
+        "messages": ("conversations", "human messages", "bot messages"),
+        "feedback": ("likes", "dislikes", "votes"),
+        "safety": ("canned safety replies", "red-team labels"),
+    }
+    activity = await _read(request, lambda s: stats.activity_by_day(s, days))
+    series = {name: activity["series"][name] for name in groups[kind]}
+    svg = line_chart(activity["days"], series, f"{kind.capitalize()} per day, last {days} days")
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+@router.get("/plots/reasons.svg", dependencies=admin_only)
+async def reasons_plot(request: Request):
+    counts = await _read(request, stats.dislikes_by_reason)
+    svg = bar_chart(counts, "Dislikes by reason")
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+@router.get("/conversations", dependencies=admin_only)
+async def browse(
+    request: Request,
+    feedback: Literal["like", "dislike", "none"] | None = Query(None),
+    reason: str | None = Query(None, description="a dislike reason: " + ", ".join(DISLIKE_REASONS)),
+    user: str | None = Query(None, max_length=32, description="a user's pseudonym"),
+    mode: Literal["chat", "compare", "redteam"] | None = Query(None),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+):
+    if reason:
+        reason = normalize_reason(reason)
+    selected = stats.ConversationFilter(feedback, reason, user or None, mode, limit, offset)
+    return await _read(request, lambda s: stats.browse_conversations(s, selected))
+
+
+@router.get("/conversations/{conversation_id}", dependencies=admin_only)
+async def conversation(conversation_id: int, request: Request):
+    detail = await _read(request, lambda s: stats.conversation_detail(s, conversation_id))
+    if detail is None:
+        raise NotFound(f"no conversation {conversation_id}", "conversation_id")
+    return detail
