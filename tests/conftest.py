@@ -20,6 +20,7 @@ from alignloop.serve.runner import ServerProcess
 PG_ADMIN_URL = os.environ.get(
     "ALIGNLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+ADMIN_TOKEN = "admin-token-for-tests"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -63,6 +64,17 @@ def db_url(request, tmp_path) -> Iterator[str]:
     yield f"{base}?options=-csearch_path%3D{schema}"
     with engine.connect() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    """A migrated store, once on SQLite and once on PostgreSQL."""
+    from alignloop.store.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
     engine.dispose()
 
 
@@ -118,6 +130,7 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
         max_new_tokens=8,
         rate_limit_per_minute=6000,
         rate_limit_burst=200,
+        admin_token=ADMIN_TOKEN,
     )
     with process:
         yield process

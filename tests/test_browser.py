@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from alignloop.serve.runner import ServerProcess
+from conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ADMIN_TOKEN = "admin-token-for-tests"
 ARTIFACTS = Path(
     os.environ.get(
         "ALIGNLOOP_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -44,18 +43,18 @@ expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
-def chromium(tmp_path_factory) -> Iterator:
+def chromium() -> Iterator:
     if not Path(CHROMIUM).exists():
-        pytest.skip(
+        missing = (
             f"no Chromium at {CHROMIUM}: apt-get install chromium (bash .ci/run does), "
             "or set ALIGNLOOP_CHROMIUM"
         )
-    profile = tmp_path_factory.mktemp("chromium-profile")
+        if os.environ.get("ALIGNLOOP_REQUIRE_BROWSER"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        context.close()  # the persistent profile proves the binary starts; tests use fresh ones
+        # Playwright starts Chromium with a fresh temporary user-data dir; each test then opens
+        # its own context (cookies and storage of its own: a new user).
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
         )
@@ -64,24 +63,8 @@ def chromium(tmp_path_factory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("ui-server")
-    process = ServerProcess(
-        db=str(folder / "store.db"),
-        model="tiny",
-        log_path=folder / "server.log",
-        max_new_tokens=8,
-        rate_limit_per_minute=6000,
-        rate_limit_burst=300,
-        admin_token=ADMIN_TOKEN,
-    )
-    with process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def db(ui_server):
-    engine = create_engine(f"sqlite:///{ui_server.settings.db}")
+def db(server):
+    engine = create_engine(f"sqlite:///{server.settings.db}")
     yield engine
     engine.dispose()
 
@@ -92,9 +75,9 @@ def rows(db, sql: str, **params) -> list:
 
 
 @pytest.fixture
-def page(chromium, ui_server) -> Iterator:
+def page(chromium, server) -> Iterator:
     """A fresh browser profile (a new user) whose uncaught script errors fail the test."""
-    context = chromium.new_context(base_url=ui_server.url, viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
@@ -343,7 +326,7 @@ def test_red_team_reply_must_be_labelled_before_going_on(page, db):
     ]
 
 
-def test_markup_in_a_message_is_shown_as_text(page, db, ui_server):
+def test_markup_in_a_message_is_shown_as_text(page, db, server):
     payload = (
         '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
     )
@@ -397,9 +380,9 @@ def test_deletion_request_is_recorded_and_writes_stop(page, db):
     ) == [(2,)]
 
 
-def test_admin_dashboard_counts_plots_and_filters(page, db, ui_server):
+def test_admin_dashboard_counts_plots_and_filters(page, db, server):
     with httpx.Client(
-        base_url=ui_server.url, headers={"Authorization": "Bearer admin-test-user-1"}
+        base_url=server.url, headers={"Authorization": "Bearer admin-test-user-1"}
     ) as api:
         reply = api.post(
             "/v1/chat/completions",
@@ -444,9 +427,9 @@ def test_admin_dashboard_counts_plots_and_filters(page, db, ui_server):
     screenshot(page, "admin")
 
 
-def test_keyboard_only_on_a_phone_width_window(chromium, ui_server, db):
+def test_keyboard_only_on_a_phone_width_window(chromium, server, db):
     context = chromium.new_context(
-        base_url=ui_server.url,
+        base_url=server.url,
         viewport={"width": 375, "height": 740},
         is_mobile=True,
         has_touch=True,

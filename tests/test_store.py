@@ -25,20 +25,12 @@ from alignloop.store.repository import (
 from alignloop.store.writer import GroupCommitWriter
 
 
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def _turn(session, user_id, context, reply="a reply", gated=False):
     return log_turn(session, Turn(user_id, context, reply, None, {"temperature": 0.7}, gated))
 
 
 def test_migrations_apply_once_and_are_idempotent(engine):
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     upgrade(engine)
     with Session(engine) as s:
         assert table_counts(s)["messages"] == 0

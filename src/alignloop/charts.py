@@ -66,7 +66,7 @@ def line_chart(
 
     body = _axes(left, top, plot_w, plot_h, top_value)
     step = max(1, math.ceil(n / 8))
-    for i in range(0, n, step):
+    for i in range(0, len(x_labels), step):
         body.append(
             f"<text x='{x(i):.1f}' y='{top + plot_h + 16}' {FONT} text-anchor='middle' "
             f"fill='#444'>{escape(x_labels[i][5:] if len(x_labels[i]) == 10 else x_labels[i])}"
