@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -411,8 +412,9 @@ def test_admin_dashboard_counts_plots_and_filters(page, db, server):
     expect(page.locator("#totals")).to_contain_text("dislikes")
     plots = page.locator("#plots img")
     expect(plots).to_have_count(4)
-    page.wait_for_function(
-        "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth > 0)"
+    wait_until(
+        page,
+        "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth > 0)",
     )
     expect(page.locator("#trolls")).to_contain_text(troll[1])
     expect(page.locator("#trolls")).to_contain_text("0.93")
@@ -463,6 +465,16 @@ def test_keyboard_only_on_a_phone_width_window(chromium, server, db):
         screenshot(page, "chat-phone")
     finally:
         context.close()
+
+
+def wait_until(page, expression: str, timeout: float = TIMEOUT_MS / 1000) -> None:
+    """Poll a JS expression from here: the page's CSP forbids the eval that
+    page.wait_for_function would use."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.1)
 
 
 def press_tab_until(page, selector: str, limit: int = 40) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from alignloop.config import ServeConfig, load_config
 from alignloop.errors import ConfigError
+from alignloop.store.db import head_revision
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -58,4 +59,4 @@ def test_cli_rejects_a_bad_option_value_with_the_field_name(tmp_path):
 def test_cli_db_upgrade(tmp_path):
     db = tmp_path / "cli.db"
     assert _cli("db", "upgrade", "--db", str(db)).returncode == 0
-    assert _cli("db", "current", "--db", str(db)).stdout.strip() == "0001"
+    assert _cli("db", "current", "--db", str(db)).stdout.strip() == head_revision()

@@ -9,7 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alignloop.errors import Conflict, Forbidden, InvalidInput, NotFound
-from alignloop.store.db import current_revision, make_engine, normalize_url, upgrade
+from alignloop.store.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    normalize_url,
+    upgrade,
+)
 from alignloop.store.models import Feedback, Message, SafetyLabel
 from alignloop.store.repository import (
     Turn,
@@ -30,7 +36,7 @@ def _turn(session, user_id, context, reply="a reply", gated=False):
 
 
 def test_migrations_apply_once_and_are_idempotent(engine):
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision() == "0002"
     upgrade(engine)
     with Session(engine) as s:
         assert table_counts(s)["messages"] == 0
