@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from alignloop.serve.runner import ServerProcess
 from conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.browser
@@ -485,3 +486,37 @@ def press_tab_until(page, selector: str, limit: int = 40) -> None:
         ):
             return
     raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+@pytest.mark.slow
+def test_chat_with_the_embedded_model(chromium, tmp_path):
+    """The chat page on SmolLM2: a real reply streams in, is logged as shown, and takes a like."""
+    process = ServerProcess(
+        db=str(tmp_path / "store.db"),
+        model="smollm2",
+        log_path=tmp_path / "server.log",
+        max_new_tokens=48,
+        temperature=0.0,
+    )
+    with process:
+        context = chromium.new_context(
+            base_url=process.url, viewport={"width": 1100, "height": 700}
+        )
+        context.set_default_timeout(120_000)
+        page = context.new_page()
+        try:
+            open_as_new_user(page)
+            li = send(page, "What is the capital of France? Answer in one sentence.")
+            shown, message_id = li.locator(".text").text_content(), bot_id(li)
+            assert "Paris" in shown
+            li.get_by_role("button", name="Good reply").click()
+            expect(li.get_by_role("button", name="Good reply")).to_have_attribute(
+                "aria-pressed", "true"
+            )
+            screenshot(page, "chat-smollm2")
+        finally:
+            context.close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    assert rows(engine, "select text from messages where id = :m", m=message_id) == [(shown,)]
+    assert rows(engine, "select kind from feedback") == [("like",)]
+    engine.dispose()
