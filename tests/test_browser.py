@@ -412,7 +412,7 @@ def test_admin_dashboard_counts_plots_and_filters(page, db, server):
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#totals")).to_contain_text("dislikes")
     plots = page.locator("#plots img")
-    expect(plots).to_have_count(4)
+    expect(plots).to_have_count(5)
     wait_until(
         page,
         "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth > 0)",

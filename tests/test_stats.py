@@ -149,6 +149,9 @@ def test_activity_is_counted_per_day_with_zeros_filled(engine):
     assert activity["series"]["dislikes"] == [0, 0, 2]
     assert activity["series"]["likes"] == [0, 0, 0]
     assert activity["series"]["canned safety replies"] == [0, 0, 1]
+    with Session(engine) as s:
+        reasons = stats.dislike_reasons_by_day(s, days=2, now=now)["series"]
+    assert reasons["Rude / inappropriate"] == [0, 1] and reasons["Other"] == [0, 0]
 
 
 def test_troll_scores_use_each_users_latest_score(engine):

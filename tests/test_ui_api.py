@@ -179,6 +179,7 @@ def test_admin_summary_browser_and_plots(server):
         assert admin.get("/api/admin/summary", params={"days": 0}).status_code == 422
         for path, params in [
             ("/api/admin/plots/activity.svg", {"kind": "feedback", "days": 14}),
+            ("/api/admin/plots/activity.svg", {"kind": "reasons", "days": 3}),
             ("/api/admin/plots/reasons.svg", {}),
         ]:
             plot = admin.get(path, params=params)

@@ -77,6 +77,29 @@ def activity_by_day(session: Session, days: int = 30, now: datetime | None = Non
     return {"days": labels, "series": series}
 
 
+def _reason_label(reason: str | None) -> str:
+    return DISLIKE_REASONS.get(reason, NO_REASON) if reason else NO_REASON
+
+
+def dislike_reasons_by_day(session: Session, days: int = 30, now: datetime | None = None) -> dict:
+    """Current dislikes per reason per UTC day (the day of the user's latest event)."""
+    now = now or datetime.now(UTC)
+    since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
+    fb = latest_feedback()
+    day = func.date(fb.c.created_at)
+    rows = session.execute(
+        select(day, fb.c.reason, func.count())
+        .where(fb.c.kind == "dislike", fb.c.created_at >= since)
+        .group_by(day, fb.c.reason)
+    )
+    labels = day_labels(days, now.date())
+    index = {d: i for i, d in enumerate(labels)}
+    series = {label: [0] * days for label in [*DISLIKE_REASONS.values(), NO_REASON]}
+    for d, reason, n in rows:
+        series[_reason_label(reason)][index[str(d)[:10]]] = n
+    return {"days": labels, "series": series}
+
+
 def dislikes_by_reason(session: Session) -> dict[str, int]:
     """Current dislikes per reason (every offered reason listed, zeros included)."""
     fb = latest_feedback()
@@ -85,7 +108,7 @@ def dislikes_by_reason(session: Session) -> dict[str, int]:
     )
     counts = {DISLIKE_REASONS[slug]: 0 for slug in DISLIKE_REASONS}
     for reason, n in rows:
-        counts[DISLIKE_REASONS.get(reason, NO_REASON) if reason else NO_REASON] = n
+        counts[_reason_label(reason)] = n
     return counts
 
 

@@ -85,18 +85,24 @@ async def summary(request: Request, days: int = Days):
 async def activity_plot(
     request: Request,
     days: int = Days,
-    kind: Literal["messages", "feedback", "safety"] = Query("messages"),
+    kind: Literal["messages", "feedback", "reasons", "safety"] = Query("messages"),
 ):
-    """Counts per day as a line chart: messages, feedback (likes, dislikes, votes) or safety
-    (canned replies, red-team labels)."""
+    """Counts per day as a line chart: messages, feedback (likes, dislikes, votes), dislikes
+    by reason, or safety (canned replies, red-team labels)."""
     groups = {
         "messages": ("conversations", "human messages", "bot messages"),
         "feedback": ("likes", "dislikes", "votes"),
         "safety": ("canned safety replies", "red-team labels"),
     }
-    activity = await _read(request, lambda s: stats.activity_by_day(s, days))
-    series = {name: activity["series"][name] for name in groups[kind]}
-    svg = line_chart(activity["days"], series, f"{kind.capitalize()} per day, last {days} days")
+    if kind == "reasons":
+        activity = await _read(request, lambda s: stats.dislike_reasons_by_day(s, days))
+        series = activity["series"]
+        title = f"Dislikes by reason per day, last {days} days"
+    else:
+        activity = await _read(request, lambda s: stats.activity_by_day(s, days))
+        series = {name: activity["series"][name] for name in groups[kind]}
+        title = f"{kind.capitalize()} per day, last {days} days"
+    svg = line_chart(activity["days"], series, title)
     return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
 
 

@@ -22,6 +22,7 @@ function drawSummary(summary, days) {
   const plots = [
     ["messages", "Conversations, human and bot messages per day"],
     ["feedback", "Likes, dislikes and votes per day"],
+    ["reasons", "Dislikes by reason per day"],
     ["safety", "Canned safety replies and red-team labels per day"],
   ];
   $("plots").replaceChildren(
