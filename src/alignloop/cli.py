@@ -30,6 +30,14 @@ def serve(settings: ServeConfig) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alignloop.serve.runner import serve_forever
 
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(f"alignloop chat: {url}/  (also /compare, /redteam, /privacy)", soft_wrap=True)
+    console.print(
+        f"admin: {url}/admin"
+        if settings.admin_token
+        else "admin: off (set admin_token in a --config file to open /admin)",
+        soft_wrap=True,
+    )
     serve_forever(settings)
 
 
