@@ -16,7 +16,9 @@ def logsig(x: float) -> float:
 
 def close(tensor, expected, tol=1e-5):
     assert tensor.shape == torch.Size([]) or tensor.dim() >= 0
-    torch.testing.assert_close(tensor.float(), torch.as_tensor(expected, dtype=torch.float32), atol=tol, rtol=tol)
+    torch.testing.assert_close(
+        tensor.float(), torch.as_tensor(expected, dtype=torch.float32), atol=tol, rtol=tol
+    )
 
 
 LOGITS = torch.tensor([[[2.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 3.0, 0.0]]])  # [1, 3, 3]
@@ -123,7 +125,12 @@ def test_cringe_samples_among_the_top_k_other_tokens():
     labels, mask = torch.tensor([[3]]), torch.ones(1, 1)  # y outside the top k+1
     generator = torch.Generator().manual_seed(0)
     values = {
-        round(L.cringe_loss(logits, labels, mask, torch.tensor([True]), k=2, generator=generator).item(), 4)
+        round(
+            L.cringe_loss(
+                logits, labels, mask, torch.tensor([True]), k=2, generator=generator
+            ).item(),
+            4,
+        )
         for _ in range(200)
     }
     softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
@@ -161,7 +168,9 @@ def test_kl_shaped_rewards_put_the_score_on_the_last_response_token():
     logprobs = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, 0.0]])
     ref = torch.tensor([[-1.5, -2.0, -1.0], [-2.0, -1.0, 0.0]])
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    rewards = L.kl_shaped_rewards(torch.tensor([10.0, -10.0]), logprobs, ref, mask, beta=0.1, score_clip=5.0)
+    rewards = L.kl_shaped_rewards(
+        torch.tensor([10.0, -10.0]), logprobs, ref, mask, beta=0.1, score_clip=5.0
+    )
     close(rewards, [[-0.05, 0.0, 0.2 + 5.0], [-0.1, -5.0, 0.0]])
 
 
