@@ -6,6 +6,7 @@ Screenshots of each page go to test-artifacts/screenshots/ (ALIGNLOOP_TEST_ARTIF
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -239,8 +240,6 @@ def test_regenerate_then_pick_records_a_preference(page, db):
         u=user_id(db, page),
     )
     assert len(comparison) == 1 and comparison[0][:3] == ("regenerate", "choice", 1)
-    import json
-
     new_id = json.loads(comparison[0][3])[1]["message_id"]
     assert bot_id(page.locator("#messages .message.bot").last) == new_id
     assert rows(db, "select superseded_by_id from messages where id = :m", m=old_id) == [(new_id,)]

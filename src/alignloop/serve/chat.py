@@ -52,6 +52,19 @@ def generation_params(settings: ServeConfig, **asked: Any) -> GenerationParams:
     )
 
 
+def sampling_params(settings: ServeConfig, body: Any, n: int = 1) -> GenerationParams:
+    """Settings for drawing alternative replies (compare, regenerate): sampled, never greedy,
+    so two draws can differ; the body's max_tokens, temperature, top_p and seed where given."""
+    return generation_params(
+        settings,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature or max(settings.temperature, 0.7),
+        top_p=body.top_p,
+        seed=body.seed,
+        n=n,
+    )
+
+
 @dataclass
 class TurnResult:
     logged: LoggedTurn
@@ -110,16 +123,15 @@ class ChatService:
         reply, finish, usage, generation_ms = await self._reply(backend, turn)
         generation, gated = self._generation_record(turn, finish), turn.gated()
 
-        def write(session) -> Regeneration:
+        def write(session) -> tuple[Regeneration, LoggedTurn]:
             regen = log_regeneration(
                 session, user_id, message_id, reply, generation, gated, self.s.model_version_id
             )
             logged = LoggedTurn(regen.conversation_id, regen.human_message_id, regen.new_message_id)
             self._label_gate_decisions(session, turn, logged)
-            return regen
+            return regen, logged
 
-        regen = await self.s.writer.run(write)
-        logged = LoggedTurn(regen.conversation_id, regen.human_message_id, regen.new_message_id)
+        regen, logged = await self.s.writer.run(write)
         return regen, TurnResult(logged, reply, finish, gated, *usage, generation_ms)
 
     def _read_regenerable(self, user_id: int, message_id: int) -> tuple[list[ChatMessage], int]:

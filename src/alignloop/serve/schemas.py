@@ -124,6 +124,10 @@ class ConsentRequest(Strict):
     publication: bool | None = None
 
 
+class AdminLogin(Strict):
+    token: str = Field(max_length=512)
+
+
 class SafetyLabelRequest(Strict):
     message_id: MessageId
     label: Literal["safe", "unsafe"]

@@ -171,9 +171,10 @@ def _latest_bot_message(session: Session, conversation_id: int) -> Message | Non
     )
 
 
-def _pending_regeneration(session: Session, conversation_id: int) -> int | None:
+def pending_regeneration(session: Session, conversation_id: int) -> Comparison | None:
+    """The conversation's regenerated pair still awaiting the user's pick, if any."""
     return session.scalar(
-        select(Comparison.id).where(
+        select(Comparison).where(
             Comparison.conversation_id == conversation_id,
             Comparison.source == "regenerate",
             Comparison.outcome.is_(None),
@@ -185,10 +186,10 @@ def check_can_continue(session: Session, user_id: int, conversation_id: int) -> 
     """The user's conversation, if a new turn may follow: no regenerated reply awaits a choice,
     and in red-team mode the last bot reply has the user's safe / unsafe label."""
     conversation = owned_conversation(session, user_id, conversation_id)
-    pending = _pending_regeneration(session, conversation_id)
+    pending = pending_regeneration(session, conversation_id)
     if pending is not None:
         raise Conflict(
-            f"pick the better of the two replies first (POST /api/compare/{pending}/vote)",
+            f"pick the better of the two replies first (POST /api/compare/{pending.id}/vote)",
             "conversation_id",
         )
     if conversation.mode == "redteam":
@@ -225,10 +226,11 @@ def regenerable_message(session: Session, user_id: int, message_id: int) -> Mess
             "sensitive instead",
             "message_id",
         )
-    pending = _pending_regeneration(session, message.conversation_id)
+    pending = pending_regeneration(session, message.conversation_id)
     if pending is not None:
         raise Conflict(
-            f"a regenerated reply awaits a choice (POST /api/compare/{pending}/vote)", "message_id"
+            f"a regenerated reply awaits a choice (POST /api/compare/{pending.id}/vote)",
+            "message_id",
         )
     latest = _latest_bot_message(session, message.conversation_id)
     if latest is None or latest.id != message_id:

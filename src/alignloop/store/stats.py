@@ -232,6 +232,18 @@ def browse_conversations(session: Session, f: ConversationFilter) -> dict[str, A
     }
 
 
+def first_human_messages(session: Session, ids: list[int], chars: int) -> dict[int, str]:
+    """Each conversation's first human message, cut to `chars` (a title or snippet)."""
+    first: dict[int, str] = {}
+    for conversation_id, text in session.execute(
+        select(Message.conversation_id, Message.text)
+        .where(Message.conversation_id.in_(ids), Message.sender == "human")
+        .order_by(Message.conversation_id, Message.position)
+    ):
+        first.setdefault(conversation_id, text[:chars])
+    return first
+
+
 def _summaries(session: Session, ids: list[int]) -> list[dict[str, Any]]:
     """Per conversation: message count, first human text, likes and dislikes."""
     counts = dict(
@@ -241,13 +253,7 @@ def _summaries(session: Session, ids: list[int]) -> list[dict[str, Any]]:
             .group_by(Message.conversation_id)
         ).all()
     )
-    first: dict[int, str] = {}
-    for conversation_id, text in session.execute(
-        select(Message.conversation_id, Message.text)
-        .where(Message.conversation_id.in_(ids), Message.sender == "human")
-        .order_by(Message.conversation_id, Message.position)
-    ):
-        first.setdefault(conversation_id, text[:80])
+    first = first_human_messages(session, ids, 80)
     fb = latest_feedback()
     votes: dict[tuple[int, str], int] = {}
     for conversation_id, kind, n in session.execute(

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +20,7 @@ from alignloop.serve.auth import (
     check_same_origin,
     require_admin,
 )
-from alignloop.serve.schemas import Strict
+from alignloop.serve.schemas import AdminLogin
 from alignloop.store import stats
 from alignloop.store.vocab import DISLIKE_REASONS, normalize_reason
 
@@ -29,10 +28,6 @@ router = APIRouter(prefix="/api/admin", tags=["admin"])
 admin_only = [Depends(require_admin)]
 Days = Query(30, ge=1, le=366, description="how many days back, today included")
 SVG_HEADERS = {"Cache-Control": "no-store"}
-
-
-class AdminLogin(Strict):
-    token: str = Field(max_length=512)
 
 
 async def _read(request: Request, fn: Callable[[Session], Any]) -> Any:

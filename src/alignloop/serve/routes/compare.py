@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alignloop.errors import InvalidInput
 from alignloop.serve.auth import current_user
-from alignloop.serve.chat import generation_params
+from alignloop.serve.chat import sampling_params
 from alignloop.serve.schemas import CompareRequest, VoteRequest
 from alignloop.store.repository import UserRef, create_comparison, record_vote
 
@@ -35,14 +35,7 @@ async def create(body: CompareRequest, request: Request, user: UserRef = Depends
         raise InvalidInput(f"k is at most {services.settings.max_compare_k} here", "k")
     context = _context(body)
     backend = services.require_backend()
-    params = generation_params(
-        services.settings,
-        max_tokens=body.max_tokens,
-        temperature=body.temperature or max(services.settings.temperature, 0.7),
-        top_p=body.top_p,
-        seed=body.seed,
-        n=body.k,
-    )
+    params = sampling_params(services.settings, body, n=body.k)
     completions = (await run_in_threadpool(backend.generate, [context], params))[0]
     responses = [
         {"text": c.text, "model": backend.model_name, "model_version_id": services.model_version_id}

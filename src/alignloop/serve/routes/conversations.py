@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from alignloop.serve.auth import current_user
 from alignloop.store.models import Comparison, Conversation, Message, SafetyLabel
-from alignloop.store.repository import UserRef, owned_conversation
+from alignloop.store.repository import UserRef, owned_conversation, pending_regeneration
+from alignloop.store.stats import first_human_messages
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 TITLE_CHARS = 60
@@ -35,14 +36,7 @@ def _message(m: Message, user_id: int, labels: dict[int, str]) -> dict:
 
 def _titles(session: Session, conversation_ids: list[int]) -> dict[int, str]:
     """Each conversation's first human message (or its prompt), cut short."""
-    rows = session.execute(
-        select(Message.conversation_id, Message.text)
-        .where(Message.conversation_id.in_(conversation_ids), Message.sender == "human")
-        .order_by(Message.conversation_id, Message.position)
-    )
-    titles: dict[int, str] = {}
-    for conversation_id, text in rows:
-        titles.setdefault(conversation_id, text[:TITLE_CHARS])
+    titles = first_human_messages(session, conversation_ids, TITLE_CHARS)
     prompts = session.execute(
         select(Comparison.conversation_id, Comparison.context).where(
             Comparison.conversation_id.in_(conversation_ids), Comparison.source == "compare"
@@ -92,13 +86,7 @@ def _user_labels(session: Session, message_ids: list[int]) -> dict[int, str]:
 
 
 def _pending_choice(session: Session, conversation_id: int) -> dict | None:
-    comparison = session.scalar(
-        select(Comparison).where(
-            Comparison.conversation_id == conversation_id,
-            Comparison.source == "regenerate",
-            Comparison.outcome.is_(None),
-        )
-    )
+    comparison = pending_regeneration(session, conversation_id)
     if comparison is None:
         return None
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from alignloop.serve.auth import current_user
-from alignloop.serve.chat import ChatService, generation_params
+from alignloop.serve.chat import ChatService, sampling_params
 from alignloop.serve.schemas import RegenerateRequest
 from alignloop.store.repository import UserRef
 
@@ -25,14 +25,7 @@ async def regenerate(
     the old reply, 1 the new one). The conversation takes no new turn until then.
     """
     services = request.app.state.services
-    body = body or RegenerateRequest()
-    params = generation_params(
-        services.settings,
-        max_tokens=body.max_tokens,
-        temperature=body.temperature or max(services.settings.temperature, 0.7),
-        top_p=body.top_p,
-        seed=body.seed,
-    )
+    params = sampling_params(services.settings, body or RegenerateRequest())
     regen, result = await ChatService(services).regenerate(user.id, message_id, params)
     return {
         "comparison_id": regen.comparison_id,
