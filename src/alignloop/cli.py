@@ -17,6 +17,13 @@ db_app = typer.Typer(no_args_is_help=True, help="The store's schema (Alembic mig
 models_app = typer.Typer(no_args_is_help=True, help="Models: build the embedded ones once.")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+train_app = typer.Typer(
+    no_args_is_help=True,
+    help="Train a model version: sft, reward, dpo, kto, cringe, ppo (configs/train/*.yaml).",
+)
+app.add_typer(train_app, name="train")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Measure trained models.")
+app.add_typer(evaluate_app, name="evaluate")
 console = Console(stderr=True)
 
 DB_OPTION = typer.Option("alignloop.db", "--db", help="SQLite file path or SQLAlchemy URL.")
@@ -87,6 +94,44 @@ def models_prepare(name: str = typer.Argument("smollm2", help="'smollm2', 'tiny'
     with console.status(f"preparing {name}"):
         resolved = resolve_model(name)
     console.print(f"{resolved.name}: {resolved.path}")
+
+
+def _register_trainers() -> None:
+    from alignloop.train.config import ALGORITHMS
+
+    for algo, cls in ALGORITHMS.items():
+        config_command(train_app, algo, cls, (cls.__doc__ or algo).strip())(_trainer(algo))
+
+
+def _trainer(algo: str):
+    def run(settings) -> None:
+        from alignloop.train.progress import train_with_progress
+
+        result = train_with_progress(algo, settings, console)
+        console.print(f"trained {algo}: {result.steps} steps, version in {result.out}")
+        for key, value in result.metrics.items():
+            console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+        if result.version_id is not None:
+            console.print(f"registered as model version {result.version_id} in {settings.db}")
+
+    return run
+
+
+_register_trainers()
+
+
+@evaluate_app.command("reward")
+def evaluate_reward(
+    model: Path = typer.Option(..., "--model", help="Folder of a trained reward model."),
+    data: Path = typer.Option(..., "--data", help="Pairs file (prompt/chosen/rejected or HH)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Pairs scored at once."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Score at most this many."),
+) -> None:
+    """Pairwise accuracy of a reward model: the share of pairs it scores chosen above rejected."""
+    from alignloop.evaluate.reward import pairwise_accuracy
+
+    result = pairwise_accuracy(model, data, batch_size, limit, console)
+    typer.echo(f"pairwise accuracy {result.accuracy:.4f} on {result.pairs} pairs")
 
 
 @app.command("demo")

@@ -7,6 +7,7 @@ The embedded models are built once into a cache folder of safetensors (ALIGNLOOP
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -132,6 +133,9 @@ def resolve_model(spec: str) -> ResolvedModel:
         )
     path = Path(spec).expanduser()
     if path.is_dir():
+        if info := version_info(path):  # a trained version (adapter or full weights)
+            name = info.get("name", path.resolve().name)
+            return ResolvedModel(name, str(path.resolve()), info.get("start", str(path)))
         if not (path / "config.json").exists():
             raise ConfigError(f"--model {spec}: the folder has no config.json", "model")
         return ResolvedModel(path.resolve().name, str(path.resolve()), str(path.resolve()))
@@ -140,3 +144,43 @@ def resolve_model(spec: str) -> ResolvedModel:
     raise ConfigError(
         f"--model {spec!r} is neither 'tiny', 'smollm2', a model folder nor a hub id", "model"
     )
+
+
+VERSION_FILE = "alignloop.json"
+
+
+def version_info(folder: str | Path) -> dict:
+    """What a trained version says of itself (alignloop.json), {} for a plain model folder."""
+    path = Path(folder) / VERSION_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def model_source(spec: str) -> str:
+    """How a run records the model it started from: an embedded alias as is, else a full path."""
+    if spec in EMBEDDED or version_info(spec):
+        return spec if spec in EMBEDDED else str(Path(spec).resolve())
+    return resolve_model(spec).path
+
+
+def load_causal_lm(spec: str, dtype=None):
+    """A causal LM from a --model value: a base, or a trained version whose LoRA adapter is
+    merged into the model it started from (recursively, for versions trained on versions)."""
+    from transformers import AutoModelForCausalLM
+
+    info = version_info(spec) if Path(spec).is_dir() else {}
+    if info.get("weights") == "adapter":
+        from peft import PeftModel
+
+        base = load_causal_lm(info["start"], dtype)
+        return PeftModel.from_pretrained(base, spec).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(resolve_model(spec).path, dtype=dtype)
+
+
+def load_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    path = spec if version_info(spec) else resolve_model(spec).path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -8,8 +8,6 @@ from dataclasses import replace
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
     StoppingCriteria,
     StoppingCriteriaList,
     TextIteratorStreamer,
@@ -23,7 +21,7 @@ from alignloop.backends.base import (
     TextStream,
     truncate_at_stop,
 )
-from alignloop.backends.models import ResolvedModel
+from alignloop.backends.models import ResolvedModel, load_causal_lm, load_tokenizer
 
 
 class _Cancelled(StoppingCriteria):
@@ -38,15 +36,25 @@ class TransformersBackend:
     """One model in memory; generation is serialized by a lock (the model is not re-entrant)."""
 
     def __init__(self, model: ResolvedModel, device: str = "cpu", max_batch_size: int = 16):
-        self.model_name = model.name
-        self.resolved = model
+        self._attach(model, load_causal_lm(model.path).to(device).eval(),
+                     load_tokenizer(model.path), device, max_batch_size)
+
+    @classmethod
+    def for_model(cls, lm, tokenizer, name: str, max_batch_size: int = 64) -> TransformersBackend:
+        """A backend around a model already in memory (PPO's policy while it trains)."""
+        backend = cls.__new__(cls)
+        device = str(next(lm.parameters()).device)
+        backend._attach(ResolvedModel(name, name, name), lm, tokenizer, device, max_batch_size)
+        return backend
+
+    def _attach(self, resolved, lm, tokenizer, device, max_batch_size) -> None:
+        self.model_name = resolved.name
+        self.resolved = resolved
         self.device = device
         self.max_batch_size = max_batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model.path).to(device).eval()
+        self.model = lm
         self._lock = threading.Lock()
 
     def render(self, messages: list[ChatMessage]) -> str:
@@ -123,6 +131,25 @@ class TransformersBackend:
         inputs = self._encode(prompts)
         output = self._run_generate(inputs, params)
         return self._completions(output, inputs, params)
+
+    def generate_tokens(
+        self, prompts: Sequence[list[ChatMessage]], params: GenerationParams
+    ) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, reply ids up to and including the end-of-turn token) per prompt and
+        sample, batched with the KV cache: what PPO's rollouts learn from."""
+        out = []
+        for start in range(0, len(prompts), self.max_batch_size):
+            inputs = self._encode(prompts[start : start + self.max_batch_size])
+            output = self._run_generate(inputs, params)
+            width, eos_ids = inputs["input_ids"].shape[1], self._eos_ids()
+            for row, tokens in enumerate(output.tolist()):
+                prompt_row = row // params.n
+                mask = inputs["attention_mask"][prompt_row].tolist()
+                prompt = [t for t, m in zip(tokens[:width], mask, strict=True) if m]
+                reply = tokens[width:]
+                end = next((i for i, t in enumerate(reply) if t in eos_ids), None)
+                out.append((prompt, reply if end is None else reply[: end + 1]))
+        return out
 
     def _run_generate(self, inputs, params: GenerationParams, streamer=None, cancel=None):
         sampling = (

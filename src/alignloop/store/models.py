@@ -76,6 +76,10 @@ class ModelVersion(Base):
     base: Mapped[str | None] = mapped_column(String(500))
     path: Mapped[str | None] = mapped_column(String(1000))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    algorithm: Mapped[str | None] = mapped_column(String(32))  # None: not trained here
+    weights: Mapped[str | None] = mapped_column(String(16))  # 'adapter' | 'full'
+    data_version: Mapped[str | None] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

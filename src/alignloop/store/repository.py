@@ -77,6 +77,48 @@ def register_model_version(
     return version.id
 
 
+@dataclass(frozen=True)
+class TrainedVersion:
+    name: str
+    base: str
+    path: str
+    algorithm: str
+    weights: str  # 'adapter' | 'full'
+    data_version: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    parent: str | None = None  # name or path of the version it improves on
+
+
+def add_trained_version(session: Session, version: TrainedVersion) -> int:
+    """Record a trained model version with its lineage; a name already taken is refused."""
+    if session.scalar(select(ModelVersion.id).where(ModelVersion.name == version.name)):
+        raise Conflict(
+            f"a model version named {version.name!r} exists; pick another name", "name"
+        )
+    parent_id = None
+    if version.parent is not None:
+        parent_id = session.scalar(
+            select(ModelVersion.id).where(
+                (ModelVersion.name == version.parent) | (ModelVersion.path == version.parent)
+            )
+        )
+    row = ModelVersion(
+        name=version.name,
+        base=version.base,
+        path=version.path,
+        parent_id=parent_id,
+        algorithm=version.algorithm,
+        weights=version.weights,
+        data_version=version.data_version,
+        config=version.config,
+        metrics=version.metrics,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
 @dataclass
 class Turn:
     """A human message and the bot's reply, with what the bot saw and how it generated."""

@@ -7,6 +7,7 @@
 |          | chosen / rejected full "Human: / Assistant:" texts |                              |
 | rankings | prompt, responses [, ranking: indices best first]  | reward (K-way)               |
 | binary   | prompt, completion, label (thumbs)                 | kto, cringe, reward (binary) |
+| prompts  | prompt (other fields ignored)                      | ppo (rollout prompts)        |
 | text     | text                                               | ptx                          |
 
 A prompt is a string (one user turn) or a list of {role, content} messages ending with a user
@@ -65,6 +66,11 @@ class BinaryExample:
     prompt: list[Message]
     completion: str
     label: bool  # True: liked / desirable
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    prompt: list[Message]
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,10 @@ def parse_binary(row: dict) -> BinaryExample:
     return BinaryExample(_prompt(row), _reply(row.get("completion"), "completion"), _LABELS[key])
 
 
+def parse_prompt(row: dict) -> PromptExample:
+    return PromptExample(_prompt(row))
+
+
 def parse_text(row: dict) -> TextExample:
     return TextExample(_text(row, "text"))
 
@@ -219,6 +229,7 @@ PARSERS: dict[str, Callable[[dict], Any]] = {
     "pairs": parse_pairs,
     "rankings": parse_rankings,
     "binary": parse_binary,
+    "prompts": parse_prompt,
     "text": parse_text,
 }
 
