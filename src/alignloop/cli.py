@@ -110,7 +110,9 @@ def _trainer(algo: str):
         result = train_with_progress(algo, settings, console)
         console.print(f"trained {algo}: {result.steps} steps, version in {result.out}")
         for key, value in result.metrics.items():
-            console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+            console.print(
+                f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}"
+            )
         if result.version_id is not None:
             console.print(f"registered as model version {result.version_id} in {settings.db}")
 

@@ -91,7 +91,11 @@ def load_config(cls: type[C], path: Path | None = None, overrides: dict | None =
         return cls(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "config"
+        field = ".".join(str(p) for p in first["loc"])
+        if not field:  # a check across options: its message starts with "field: "
+            message = first["msg"].removeprefix("Value error, ")
+            field, _, hint = message.partition(": ")
+            raise ConfigError(f"option {field!r}: {hint}", field) from exc
         hint = "unknown option; see --help" if first["type"] == "extra_forbidden" else first["msg"]
         raise ConfigError(f"option {field!r}: {hint} (got {first.get('input')!r})", field) from exc
 

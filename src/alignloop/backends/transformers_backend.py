@@ -36,8 +36,13 @@ class TransformersBackend:
     """One model in memory; generation is serialized by a lock (the model is not re-entrant)."""
 
     def __init__(self, model: ResolvedModel, device: str = "cpu", max_batch_size: int = 16):
-        self._attach(model, load_causal_lm(model.path).to(device).eval(),
-                     load_tokenizer(model.path), device, max_batch_size)
+        self._attach(
+            model,
+            load_causal_lm(model.path).to(device).eval(),
+            load_tokenizer(model.path),
+            device,
+            max_batch_size,
+        )
 
     @classmethod
     def for_model(cls, lm, tokenizer, name: str, max_batch_size: int = 64) -> TransformersBackend:

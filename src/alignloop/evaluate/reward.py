@@ -24,21 +24,27 @@ class RewardAccuracy:
 
 
 def pairwise_accuracy(
-    model: str | Path, data: str | Path, batch_size: int = 8, limit: int | None = None,
+    model: str | Path,
+    data: str | Path,
+    batch_size: int = 8,
+    limit: int | None = None,
     console: Console | None = None,
 ) -> RewardAccuracy:
     info = version_info(model)
     if HEAD not in info.get("heads", []):
-        raise ConfigError(f"{model} is not a reward model trained by 'alignloop train reward'",
-                          "model")
+        raise ConfigError(
+            f"{model} is not a reward model trained by 'alignloop train reward'", "model"
+        )
     reward_model = load_reward_model(model).eval()
     tokenizer = load_tokenizer(str(model))
     max_length = info.get("config", {}).get("max_length", 512)
     pairs = load_examples(data, "pairs", limit)
 
     def encoded(example):
-        return [truncate(encode_completion(tokenizer, example.prompt, reply), max_length)
-                for reply in (example.chosen, example.rejected)]
+        return [
+            truncate(encode_completion(tokenizer, example.prompt, reply), max_length)
+            for reply in (example.chosen, example.rejected)
+        ]
 
     def batches(progress: Progress | None):
         task = progress.add_task("scoring pairs", total=len(pairs)) if progress else None

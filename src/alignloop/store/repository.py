@@ -93,9 +93,7 @@ class TrainedVersion:
 def add_trained_version(session: Session, version: TrainedVersion) -> int:
     """Record a trained model version with its lineage; a name already taken is refused."""
     if session.scalar(select(ModelVersion.id).where(ModelVersion.name == version.name)):
-        raise Conflict(
-            f"a model version named {version.name!r} exists; pick another name", "name"
-        )
+        raise Conflict(f"a model version named {version.name!r} exists; pick another name", "name")
     parent_id = None
     if version.parent is not None:
         parent_id = session.scalar(

@@ -24,7 +24,11 @@ def checkpoint_dir(out: Path, step: int) -> Path:
 
 def latest_checkpoint(out: Path) -> tuple[int, Path] | None:
     folder = out / "checkpoints"
-    done = [p for p in folder.glob(f"{PREFIX}*") if (p / "state.pt").exists()] if folder.exists() else []
+    done = (
+        [p for p in folder.glob(f"{PREFIX}*") if (p / "state.pt").exists()]
+        if folder.exists()
+        else []
+    )
     if not done:
         return None
     path = max(done, key=lambda p: int(p.name[len(PREFIX) :]))
@@ -54,8 +58,9 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(accelerator, out: Path, step: int, model: nn.Module, optimizer, scheduler,
-                    keep: int) -> Path:
+def save_checkpoint(
+    accelerator, out: Path, step: int, model: nn.Module, optimizer, scheduler, keep: int
+) -> Path:
     """Every process writes its random state; the main one writes the rest, then renames."""
     target = checkpoint_dir(out, step)
     tmp = target.with_name(target.name + ".tmp")

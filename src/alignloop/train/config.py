@@ -17,8 +17,11 @@ class TrainConfig(Settings):
         description="Model to start from: 'smollm2', 'tiny', a model folder, a hub id, or a "
         "version folder an earlier run wrote.",
     )
-    data: str = Field(..., description="Training data: .jsonl(.gz), .json, .parquet or a "
-                      "datasets folder (formats in README, 'Training data').")
+    data: str = Field(
+        ...,
+        description="Training data: .jsonl(.gz), .json, .parquet or a "
+        "datasets folder (formats in README, 'Training data').",
+    )
     out: str = Field(..., description="Folder for checkpoints and the trained version.")
     db: str | None = Field(
         None, description="Store to register the trained version in (file path or URL)."
@@ -37,16 +40,19 @@ class TrainConfig(Settings):
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     lora_targets: str = Field(
-        "all-linear", description="Modules that get adapters: 'all-linear' or comma-separated "
-        "names (q_proj,v_proj)."
+        "all-linear",
+        description="Modules that get adapters: 'all-linear' or comma-separated "
+        "names (q_proj,v_proj).",
     )
     learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps, then linear decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm.")
     batch_size: int = Field(
-        8, ge=1, description="Examples per optimizer step, over all processes together (the "
-        "result does not depend on how many processes share it)."
+        8,
+        ge=1,
+        description="Examples per optimizer step, over all processes together (the "
+        "result does not depend on how many processes share it).",
     )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     epochs: float = Field(1.0, gt=0, description="Passes over the data (fractions allowed).")
@@ -65,8 +71,9 @@ class TrainConfig(Settings):
     @model_validator(mode="after")
     def _accum_divides(self) -> TrainConfig:
         if self.batch_size % self.grad_accum:
-            raise ValueError(f"batch_size {self.batch_size} must be a multiple of grad_accum "
-                             f"{self.grad_accum}")
+            raise ValueError(
+                f"batch_size: {self.batch_size} must be a multiple of grad_accum {self.grad_accum}"
+            )
         return self
 
     def targets(self) -> list[str] | str:
@@ -84,17 +91,23 @@ class RewardConfig(TrainConfig):
     """A reward model: a scalar head on the LM, from pairs, K-way rankings or thumbs."""
 
     objective: Literal["pairs", "rankings", "binary"] = Field(
-        "pairs", description="Data kind and loss: Bradley-Terry pairs, InstructGPT K-way "
-        "rankings, or a liked/disliked classifier."
+        "pairs",
+        description="Data kind and loss: Bradley-Terry pairs, InstructGPT K-way "
+        "rankings, or a liked/disliked classifier.",
     )
-    margin: float = Field(0.0, ge=0, description="Margin m in log sigmoid(r_w - r_l - m); a "
-                          "row's own 'margin' field adds to it.")
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="Margin m in log sigmoid(r_w - r_l - m); a "
+        "row's own 'margin' field adds to it.",
+    )
     eval_fraction: float = Field(
         0.0, ge=0, lt=1, description="Hold out this share of the data and report accuracy on it."
     )
     center: bool = Field(
-        True, description="After training, shift the bias so that the mean reward of the "
-        "preferred (best-ranked or liked) replies is 0."
+        True,
+        description="After training, shift the bias so that the mean reward of the "
+        "preferred (best-ranked or liked) replies is 0.",
     )
     learning_rate: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
 
@@ -126,13 +139,19 @@ class CringeConfig(TrainConfig):
 class PPOConfig(TrainConfig):
     """PPO(-ptx): rollouts from the policy scored by a trained reward model, KL to the start."""
 
-    data: str = Field(..., description="Prompts: rows with 'prompt' (a string or messages); "
-                      "extra fields are ignored.")
-    reward_model: str = Field(..., description="Version folder of a trained reward model, or "
-                              "'module:function' naming a Python scorer f(prompt, reply) -> float.")
+    data: str = Field(
+        ...,
+        description="Prompts: rows with 'prompt' (a string or messages); extra fields are ignored.",
+    )
+    reward_model: str = Field(
+        ...,
+        description="Version folder of a trained reward model, or "
+        "'module:function' naming a Python scorer f(prompt, reply) -> float.",
+    )
     ptx_data: str | None = Field(None, description="Plain-text rows for the pretraining mix.")
-    gamma_ptx: float = Field(0.0, ge=0, description="Weight of the pretraining mix (InstructGPT: "
-                             "27.8; 0 is plain PPO).")
+    gamma_ptx: float = Field(
+        0.0, ge=0, description="Weight of the pretraining mix (InstructGPT: 27.8; 0 is plain PPO)."
+    )
     kl_beta: float = Field(0.02, ge=0, description="Per-token KL penalty to the reference.")
     clip: float = Field(0.2, gt=0, description="PPO's ratio clip epsilon.")
     value_clip: float = Field(0.2, gt=0, description="Clip of the value update.")
@@ -150,8 +169,10 @@ class PPOConfig(TrainConfig):
     @model_validator(mode="after")
     def _needs_lora(self) -> PPOConfig:
         if not self.lora:
-            raise ValueError("ppo runs with lora: true (policy, value, reward and reference "
-                             "share one base); full-weights PPO is not built yet")
+            raise ValueError(
+                "lora: ppo runs with lora: true (policy, value, reward and reference "
+                "share one base); full-weights PPO is not built yet"
+            )
         return self
 
 

@@ -73,12 +73,15 @@ class Schedule:
         if self.steps_per_epoch == 0:
             raise InvalidInput(
                 f"{self.n_examples} examples are fewer than batch_size {self.batch_size}; "
-                "lower batch_size or add data", "batch_size")
+                "lower batch_size or add data",
+                "batch_size",
+            )
         if micro % self.world:
             raise ConfigError(
                 f"batch_size / grad_accum = {micro} examples per micro-batch cannot be split "
                 f"evenly over {self.world} processes; make it a multiple of {self.world}",
-                "batch_size")
+                "batch_size",
+            )
 
     def plan(self, epochs: float, max_steps: int | None) -> Schedule:
         self.total_steps = max_steps or max(1, math.ceil(epochs * self.steps_per_epoch))
@@ -129,8 +132,12 @@ def _optimizer(model: TrainModel, config: TrainConfig, total_steps: int):
 class Trainer:
     """Runs one algorithm under one config; `run()` returns the trained version's folder."""
 
-    def __init__(self, config: TrainConfig, algorithm: Algorithm,
-                 on_step: Callable[[int, int, dict], None] | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        algorithm: Algorithm,
+        on_step: Callable[[int, int, dict], None] | None = None,
+    ):
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -141,14 +148,22 @@ class Trainer:
         )
         set_seed(config.seed)
         self.model, self.tokenizer = build_train_model(
-            config.model, config.lora, config.lora_r, config.lora_alpha, config.lora_dropout,
-            config.targets(), config.gradient_checkpointing,
+            config.model,
+            config.lora,
+            config.lora_r,
+            config.lora_alpha,
+            config.lora_dropout,
+            config.targets(),
+            config.gradient_checkpointing,
         )
         algorithm.setup(self.model, self.tokenizer, config)
         self.items, self.held_out = algorithm.load(config, self.tokenizer)
         self.schedule = Schedule(
-            len(self.items), config.batch_size, config.grad_accum,
-            self.accelerator.num_processes, config.seed,
+            len(self.items),
+            config.batch_size,
+            config.grad_accum,
+            self.accelerator.num_processes,
+            config.seed,
         ).plan(config.epochs, config.max_steps)
         optimizer_steps = self.schedule.total_steps * algorithm.inner_epochs
         optimizer, self.scheduler = _optimizer(self.model, config, optimizer_steps)
@@ -172,8 +187,15 @@ class Trainer:
             if self.on_step:
                 self.on_step(step + 1, self.schedule.total_steps, metrics)
             if (step + 1) % self.config.save_every == 0:
-                save_checkpoint(self.accelerator, self.out, step + 1, self.model, self.optimizer,
-                                self.scheduler, self.config.keep_checkpoints)
+                save_checkpoint(
+                    self.accelerator,
+                    self.out,
+                    step + 1,
+                    self.model,
+                    self.optimizer,
+                    self.scheduler,
+                    self.config.keep_checkpoints,
+                )
             if os.environ.get(KILL_AFTER_STEP) == str(step + 1):
                 os.kill(os.getpid(), signal.SIGKILL)
         self.model.eval()
@@ -229,8 +251,11 @@ class Trainer:
         path = self.out / "metrics.jsonl"
         if not self.accelerator.is_main_process or not path.exists():
             return
-        kept = [line for line in path.read_text().splitlines()
-                if start and json.loads(line)["step"] <= start]
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if start and json.loads(line)["step"] <= start
+        ]
         path.write_text("".join(line + "\n" for line in kept))
 
     def _log(self, row: dict[str, float]) -> None:

@@ -60,7 +60,9 @@ class TrainModel(nn.Module):
         for name in outputs:
             with self.adapter(POLICY if name == "logits" else name):
                 if name == "logits":
-                    result[name] = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits
+                    result[name] = self.lm(
+                        input_ids=input_ids, attention_mask=attention_mask
+                    ).logits
                 else:
                     hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
                     head = self.heads[name]

@@ -13,9 +13,14 @@ SHOWN = ("loss", "accuracy", "score", "kl", "reward_margin")
 
 
 def train_with_progress(algo: str, config: TrainConfig, console: Console) -> TrainResult:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-               "{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn(
-               "{task.fields[metrics]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+    )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"train {algo}", total=None, metrics="loading")
 

@@ -21,8 +21,14 @@ from alignloop.train.config import TrainConfig
 from alignloop.train.loop import TrainResult, Trainer
 from alignloop.train.modeling import save_version
 
-ALGORITHM_CLASSES = {"sft": SFT, "reward": Reward, "dpo": DPO, "kto": KTO, "cringe": Cringe,
-                     "ppo": PPO}
+ALGORITHM_CLASSES = {
+    "sft": SFT,
+    "reward": Reward,
+    "dpo": DPO,
+    "kto": KTO,
+    "cringe": Cringe,
+    "ppo": PPO,
+}
 
 
 def data_version(path: str | Path) -> str:
@@ -48,8 +54,9 @@ def parent_of(config: TrainConfig) -> str | None:
     return info.get("name")
 
 
-def train(algo: str, config: TrainConfig,
-          on_step: Callable[[int, int, dict], None] | None = None) -> TrainResult:
+def train(
+    algo: str, config: TrainConfig, on_step: Callable[[int, int, dict], None] | None = None
+) -> TrainResult:
     """Train, save the version into config.out and register it (when config.db is set)."""
     name = version_name(algo, config)
     if config.db:

@@ -66,13 +66,21 @@ class KTO(AlgorithmBase):
         logps = response_logps(model, batch.rows)
         cfg = self.config
         loss = kto_loss(
-            logps, batch.ref_logps, batch.desirable, batch.mismatched_logps,
-            batch.mismatched_ref_logps, cfg.beta, cfg.lambda_d, cfg.lambda_u,
+            logps,
+            batch.ref_logps,
+            batch.desirable,
+            batch.mismatched_logps,
+            batch.mismatched_ref_logps,
+            cfg.beta,
+            cfg.lambda_d,
+            cfg.lambda_u,
         )
         ratio = (logps - batch.ref_logps).detach()
-        return loss, {"kl": float((batch.mismatched_logps - batch.mismatched_ref_logps).mean()),
-                      "reward_desirable": _mean(ratio[batch.desirable.bool()]),
-                      "reward_undesirable": _mean(ratio[~batch.desirable.bool()])}
+        return loss, {
+            "kl": float((batch.mismatched_logps - batch.mismatched_ref_logps).mean()),
+            "reward_desirable": _mean(ratio[batch.desirable.bool()]),
+            "reward_undesirable": _mean(ratio[~batch.desirable.bool()]),
+        }
 
 
 def _mean(values: Tensor) -> float:
@@ -91,5 +99,6 @@ def _check_balance(examples: list[BinaryExample], lambda_d: float, lambda_u: flo
         log.warning(
             "lambda_d * n_liked / (lambda_u * n_disliked) = %.2f is outside [1, 4/3]; "
             "KTO's authors suggest setting lambda_d to about %.2f",
-            ratio, lambda_u * n_u / n_d,
+            ratio,
+            lambda_u * n_u / n_d,
         )

@@ -73,7 +73,8 @@ class PPO(AlgorithmBase):
             model._restore_trainable()
         self.backend = TransformersBackend.for_model(model.lm, tokenizer, "ppo-policy")
         self.params = GenerationParams(
-            max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
             top_p=config.top_p,
         )
 
@@ -113,7 +114,9 @@ class PPO(AlgorithmBase):
         rollout.old_logps = token_logprobs(logits, labels)
         rollout.old_values = out[VALUE][:, :-1].float()
         with model.reference():
-            ref_logits = model.lm(input_ids=rows.input_ids, attention_mask=rows.attention_mask).logits
+            ref_logits = model.lm(
+                input_ids=rows.input_ids, attention_mask=rows.attention_mask
+            ).logits
         ref_logps = token_logprobs(ref_logits[:, :-1], labels)
         rollout.scores = self._reward(model, rollout, replies)
         rewards = kl_shaped_rewards(
@@ -136,8 +139,7 @@ class PPO(AlgorithmBase):
         cfg, rows = self.config, rollout.rows
         batch = rows if rollout.ptx is None else _stack(rows, rollout.ptx, self.pad_id)
         out = model(batch.input_ids, batch.attention_mask, ("logits", VALUE))
-        logits, labels, mask = shift_for_next_token(out["logits"], batch.input_ids,
-                                                    batch.loss_mask)
+        logits, labels, mask = shift_for_next_token(out["logits"], batch.input_ids, batch.loss_mask)
         n, width = len(rows), rows.input_ids.shape[1] - 1
         logps = token_logprobs(logits[:n, :width], labels[:n, :width])
         mask = mask[:n, :width]
@@ -151,8 +153,11 @@ class PPO(AlgorithmBase):
             "policy_loss": float(pg),
             "value_loss": float(vf),
             "reply_tokens": float(mask.sum(-1).float().mean()),
-            "clip_fraction": float(masked_mean(
-                ((logps - rollout.old_logps).exp() - 1).abs().gt(cfg.clip).float(), mask)),
+            "clip_fraction": float(
+                masked_mean(
+                    ((logps - rollout.old_logps).exp() - 1).abs().gt(cfg.clip).float(), mask
+                )
+            ),
         }
         if rollout.ptx is not None:
             ptx = ptx_loss(logits[n:], labels[n:], batch.loss_mask[n:, 1:])
@@ -186,7 +191,9 @@ def _reward_function(spec: str):
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"reward_model {spec!r}: cannot import it ({exc})", "reward_model") from exc
+        raise ConfigError(
+            f"reward_model {spec!r}: cannot import it ({exc})", "reward_model"
+        ) from exc
 
 
 def _check_same_base(folder: Path, model: str) -> None:
@@ -203,4 +210,3 @@ def _check_same_base(folder: Path, model: str) -> None:
             "the same model",
             "reward_model",
         )
-

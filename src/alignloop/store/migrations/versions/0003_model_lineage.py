@@ -20,12 +20,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("algorithm", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("weights", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("data_version", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column(
+        batch_op.add_column(
+            sa.Column(
                 "config",
                 sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
                 nullable=False,
                 server_default="{}",
-            ))
+            )
+        )
 
 
 def downgrade() -> None:
