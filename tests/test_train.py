@@ -21,7 +21,7 @@ from alignloop.train.config import ALGORITHMS, CringeConfig, PPOConfig
 from alignloop.train.encode import encode_chat, encode_completion, truncate
 from alignloop.train.run import train
 
-WORDS = "red blue green cat dog sun moon tree".split()
+WORDS = ["red", "blue", "green", "cat", "dog", "sun", "moon", "tree"]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 

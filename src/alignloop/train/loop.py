@@ -208,7 +208,7 @@ class Trainer:
         found = latest_checkpoint(self.out) if self.config.resume else None
         if found is None:
             return 0
-        step, path = found
+        _, path = found
         loaded = load_checkpoint(self.accelerator, path, self.model, self.optimizer, self.scheduler)
         if self.accelerator.is_main_process:
             print(f"resumed from {path} (step {loaded})", flush=True)

@@ -18,7 +18,7 @@ from alignloop.train.algorithms.ppo import PPO
 from alignloop.train.algorithms.reward import Reward
 from alignloop.train.algorithms.sft import SFT
 from alignloop.train.config import TrainConfig
-from alignloop.train.loop import TrainResult, Trainer
+from alignloop.train.loop import Trainer, TrainResult
 from alignloop.train.modeling import save_version
 
 ALGORITHM_CLASSES = {

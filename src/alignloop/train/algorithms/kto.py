@@ -49,7 +49,9 @@ class KTO(AlgorithmBase):
     def collate(self, items) -> ThumbsBatch:
         examples = [e for e, _ in items]
         shifted = examples[-1:] + examples[:-1]
-        mismatched = [self.completion(e.prompt, s.completion) for e, s in zip(examples, shifted)]
+        mismatched = [
+            self.completion(e.prompt, s.completion) for e, s in zip(examples, shifted, strict=True)
+        ]
         return ThumbsBatch(
             collate([encoded for _, encoded in items], self.pad_id),
             collate(mismatched, self.pad_id),

@@ -130,7 +130,9 @@ class PPO(AlgorithmBase):
         rows = rollout.rows
         if self.reward_fn is not None:
             texts = self.tokenizer.batch_decode(replies, skip_special_tokens=True)
-            values = [float(self.reward_fn(p, t)) for p, t in zip(rollout.prompts, texts)]
+            values = [
+                float(self.reward_fn(p, t)) for p, t in zip(rollout.prompts, texts, strict=True)
+            ]
             return torch.tensor(values, device=rows.input_ids.device)
         values = model(rows.input_ids, rows.attention_mask, (REWARD,))[REWARD]
         return last_token_values(values, rows.attention_mask).float()
