@@ -34,7 +34,10 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: install
+	$(PIP) install $(PIPFLAGS) -e '.[bench]'
 	$(PY) benchmarks/serve_feedback.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/reward_hh.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -184,6 +184,21 @@ def test_reward_model_is_centred_and_scored_on_held_out_pairs(data, tmp_path):
         check=True,
     )
     assert "pairwise accuracy 1.0000 on 32 pairs" in out.stdout
+    from alignloop.evaluate.reward import pairwise_accuracy
+
+    hh = write_jsonl(
+        tmp_path / "hh.jsonl",
+        [
+            {
+                "chosen": f"\n\nHuman: say {w}\n\nAssistant: {w}",
+                "rejected": f"\n\nHuman: say {w}\n\nAssistant: zzz qqq",
+            }
+            for w in WORDS
+        ],
+    )
+    assert pairwise_accuracy(tmp_path / "rm", hh).pairs == len(WORDS)
+    with pytest.raises(ConfigError, match="not a reward model"):
+        pairwise_accuracy(resolve_model("tiny").path, hh)
 
 
 def sequence_logps(model_dir: str, tokenizer, examples: list[tuple[str, str]]) -> torch.Tensor:

@@ -30,7 +30,9 @@ def token_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
     (e.g. -100); they are clamped to a valid index and their values are meaningless."""
     labels = labels.clamp(min=0)
     picked = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    return picked.float() - torch.logsumexp(logits.float(), dim=-1)
+    # One sequence at a time: the normaliser's temporaries are [T, vocab], not [batch, T, vocab].
+    norm = torch.stack([torch.logsumexp(row.float(), dim=-1) for row in logits])
+    return picked.float() - norm
 
 
 def sequence_logprobs(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
