@@ -152,8 +152,8 @@ class PPO(AlgorithmBase):
         metrics = {
             "score": float(rollout.scores.mean()),
             "kl": float(rollout.kl.mean()),
-            "policy_loss": float(pg),
-            "value_loss": float(vf),
+            "policy_loss": float(pg.detach()),
+            "value_loss": float(vf.detach()),
             "reply_tokens": float(mask.sum(-1).float().mean()),
             "clip_fraction": float(
                 masked_mean(
@@ -164,7 +164,7 @@ class PPO(AlgorithmBase):
         if rollout.ptx is not None:
             ptx = ptx_loss(logits[n:], labels[n:], batch.loss_mask[n:, 1:])
             loss = loss + cfg.gamma_ptx * ptx
-            metrics["ptx_loss"] = float(ptx)
+            metrics["ptx_loss"] = float(ptx.detach())
         return loss, metrics
 
 
