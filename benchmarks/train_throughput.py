@@ -133,42 +133,32 @@ def run_trl(algo: str, folder: Path, steps: int, batch: int) -> dict:
         "use_cpu": not _cuda(),
         "bf16": _cuda(),
     }
-    if algo == "sft":
-        from trl import SFTConfig, SFTTrainer
-
-        data = load_dataset("json", data_files=str(folder / "sft.jsonl"), split="train")
-        trainer = SFTTrainer(
-            model=model,
-            args=SFTConfig(**common, assistant_only_loss=False),
-            train_dataset=data,
-            processing_class=tokenizer,
-            peft_config=LoraConfig(**LORA, task_type="CAUSAL_LM"),
-        )
-    elif algo == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        data = load_dataset("json", data_files=str(folder / "trl_pairs.jsonl"), split="train")
-        trainer = DPOTrainer(
-            model=model,
-            args=DPOConfig(**common, beta=0.1),
-            train_dataset=data,
-            processing_class=tokenizer,
-            peft_config=LoraConfig(**LORA, task_type="CAUSAL_LM"),
-        )
-    else:
-        from trl.experimental.kto import KTOConfig, KTOTrainer
-
-        data = load_dataset("json", data_files=str(folder / "trl_binary.jsonl"), split="train")
-        trainer = KTOTrainer(
-            model=model,
-            args=KTOConfig(**common, beta=0.1),
-            train_dataset=data,
-            processing_class=tokenizer,
-            peft_config=LoraConfig(**LORA, task_type="CAUSAL_LM"),
-        )
+    config_cls, trainer_cls, data_file, extra = _trl_classes(algo)
+    trainer = trainer_cls(
+        model=model,
+        args=config_cls(**common, **extra),
+        train_dataset=load_dataset("json", data_files=str(folder / data_file), split="train"),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(**LORA, task_type="CAUSAL_LM"),
+    )
     trainer.add_callback(Clock())
     trainer.train()
     return {"seconds_per_step": (stamps[-1] - stamps[0]) / (len(stamps) - 1)}
+
+
+def _trl_classes(algo: str) -> tuple:
+    """TRL's config class, trainer class, data file and extra options for `algo`."""
+    if algo == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        return SFTConfig, SFTTrainer, "sft.jsonl", {"assistant_only_loss": False}
+    if algo == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOConfig, DPOTrainer, "trl_pairs.jsonl", {"beta": 0.1}
+    from trl.experimental.kto import KTOConfig, KTOTrainer
+
+    return KTOConfig, KTOTrainer, "trl_binary.jsonl", {"beta": 0.1}
 
 
 def _cuda() -> bool:

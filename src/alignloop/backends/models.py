@@ -157,9 +157,9 @@ def version_info(folder: str | Path) -> dict:
 
 def model_source(spec: str) -> str:
     """How a run records the model it started from: an embedded alias as is, else a full path."""
-    if spec in EMBEDDED or version_info(spec):
-        return spec if spec in EMBEDDED else str(Path(spec).resolve())
-    return resolve_model(spec).path
+    if spec in EMBEDDED:
+        return spec
+    return str(Path(spec).resolve()) if version_info(spec) else resolve_model(spec).path
 
 
 def load_causal_lm(spec: str, dtype=None):

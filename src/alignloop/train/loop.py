@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,7 +170,6 @@ class Trainer:
         optimizer, self.scheduler = _optimizer(self.model, config, optimizer_steps)
         # The scheduler stays unprepared: accelerate would step it once per process.
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, optimizer)
-        self.model.to(self.accelerator.device)
 
     @property
     def device(self) -> torch.device:
@@ -251,11 +251,8 @@ class Trainer:
         path = self.out / "metrics.jsonl"
         if not self.accelerator.is_main_process or not path.exists():
             return
-        kept = [
-            line
-            for line in path.read_text().splitlines()
-            if start and json.loads(line)["step"] <= start
-        ]
+        lines = path.read_text().splitlines() if start else []
+        kept = [line for line in lines if json.loads(line)["step"] <= start]
         path.write_text("".join(line + "\n" for line in kept))
 
     def _log(self, row: dict[str, float]) -> None:
@@ -270,6 +267,4 @@ def _to(batch: Any, device: torch.device) -> Any:
 
 
 def _maybe_no_sync(accelerator, model, skip: bool):
-    from contextlib import nullcontext
-
     return accelerator.no_sync(model) if skip else nullcontext()

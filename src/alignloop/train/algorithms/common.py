@@ -26,14 +26,17 @@ class AlgorithmBase:
     heads: Sequence[str] = ()
     inner_epochs = 1
     kind = "sft"  # data kind read from config.data
+    needs_reference = False  # log-probs under the starting model (DPO, KTO)
 
     def setup(self, model: TrainModel, tokenizer, config: TrainConfig) -> None:
         self.tokenizer, self.config = tokenizer, config
         self.pad_id = tokenizer.pad_token_id
+        if self.needs_reference:
+            keep_reference(model, config)
 
     def load(self, config: TrainConfig, tokenizer) -> tuple[list, list]:
-        examples = load_examples(config.data, self.kind, config.limit, config.skip_bad_rows)
-        return [self.encode(e) for e in examples], []
+        self.examples = load_examples(config.data, self.kind, config.limit, config.skip_bad_rows)
+        return [self.encode(e) for e in self.examples], []
 
     def encode(self, example: Any) -> Any:
         raise NotImplementedError

@@ -10,7 +10,6 @@ from alignloop.train.algorithms.common import (
     AlgorithmBase,
     Groups,
     group,
-    keep_reference,
     reference_logps,
     response_logps,
 )
@@ -28,10 +27,7 @@ class PairBatch(Movable):
 class DPO(AlgorithmBase):
     name = "dpo"
     kind = "pairs"
-
-    def setup(self, model, tokenizer, config) -> None:
-        super().setup(model, tokenizer, config)
-        keep_reference(model, config)
+    needs_reference = True
 
     def encode(self, example: PairExample):
         return [self.completion(example.prompt, r) for r in (example.chosen, example.rejected)]

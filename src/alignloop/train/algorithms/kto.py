@@ -12,11 +12,10 @@ from torch import Tensor
 
 from alignloop.train.algorithms.common import (
     AlgorithmBase,
-    keep_reference,
     reference_logps,
     response_logps,
 )
-from alignloop.train.data import BinaryExample, load_examples
+from alignloop.train.data import BinaryExample
 from alignloop.train.encode import Batch, Movable, collate
 from alignloop.train.losses import kto_loss
 
@@ -36,15 +35,15 @@ class ThumbsBatch(Movable):
 class KTO(AlgorithmBase):
     name = "kto"
     kind = "binary"
-
-    def setup(self, model, tokenizer, config) -> None:
-        super().setup(model, tokenizer, config)
-        keep_reference(model, config)
+    needs_reference = True
 
     def load(self, config, tokenizer):
-        examples = load_examples(config.data, "binary", config.limit, config.skip_bad_rows)
-        _check_balance(examples, config.lambda_d, config.lambda_u)
-        return [(e, self.completion(e.prompt, e.completion)) for e in examples], []
+        items, held_out = super().load(config, tokenizer)
+        _check_balance(self.examples, config.lambda_d, config.lambda_u)
+        return items, held_out
+
+    def encode(self, example: BinaryExample):
+        return example, self.completion(example.prompt, example.completion)
 
     def collate(self, items) -> ThumbsBatch:
         examples = [e for e, _ in items]

@@ -17,7 +17,7 @@ from alignloop.train.algorithms.common import (
     scores,
     split_held_out,
 )
-from alignloop.train.data import BinaryExample, PairExample, RankingExample, load_examples
+from alignloop.train.data import BinaryExample, PairExample, RankingExample
 from alignloop.train.encode import Batch, Encoded, Movable, collate
 from alignloop.train.losses import binary_loss, kway_ranking_loss, pairwise_loss
 
@@ -43,8 +43,7 @@ class Reward(AlgorithmBase):
             output.requires_grad_(False)  # the LM head plays no part in a reward model
 
     def load(self, config, tokenizer):
-        examples = load_examples(config.data, self.kind, config.limit, config.skip_bad_rows)
-        items = [self.encode(e) for e in examples]
+        items, _ = super().load(config, tokenizer)
         self.train_items, held_out = split_held_out(items, config.eval_fraction, config.seed)
         return self.train_items, held_out
 
