@@ -216,6 +216,25 @@ def sequence_logps(model_dir: str, tokenizer, examples: list[tuple[str, str]]) -
     return sequence_logprobs(*shift_for_next_token(logits, batch.input_ids, batch.loss_mask))
 
 
+def test_reply_logprobs_skip_the_prompt_logits_and_match_the_full_forward(tokenizer):
+    """The LM head runs only from the first target position; the result must not change."""
+    from alignloop.train.algorithms.common import response_logps, response_start
+    from alignloop.train.encode import collate
+    from alignloop.train.modeling import build_train_model
+
+    model, _ = build_train_model("tiny", lora=True)
+    examples = [("a much longer question about the weather today", "sunny"), ("hi", "hello there")]
+    batch = collate(
+        [encode_completion(tokenizer, [{"role": "user", "content": p}], c) for p, c in examples],
+        tokenizer.pad_token_id,
+    )
+    assert response_start(batch.loss_mask) > 0
+    with torch.no_grad():
+        windowed = response_logps(model, batch)
+    full = sequence_logps(resolve_model("tiny").path, tokenizer, examples)
+    torch.testing.assert_close(windowed, full, rtol=1e-5, atol=1e-4)
+
+
 def test_cringe_lowers_negatives_and_keeps_positives(data, tmp_path, tokenizer):
     rows = [json.loads(line) for line in Path(data["binary"]).read_text().splitlines()]
     positives = [(r["prompt"], r["completion"]) for r in rows if r["label"]]

@@ -27,9 +27,9 @@ HEAD_FILE = "heads.safetensors"
 class TrainModel(nn.Module):
     """A causal LM with optional LoRA adapters and scalar heads.
 
-    `forward(input_ids, attention_mask, outputs)` returns a dict with, for each name in
-    `outputs`, either the LM's logits ("logits", under the policy adapter) or a head's scalar per
-    token ([batch, T], under the adapter of the same name when there is one)."""
+    `forward(input_ids, attention_mask, outputs, start)` returns a dict with, for each name in
+    `outputs`, either the LM's logits at positions `start`.. ("logits", under the policy adapter)
+    or a head's scalar per token ([batch, T], under the adapter of the same name if any)."""
 
     def __init__(self, lm: nn.Module, peft_model: nn.Module | None = None):
         super().__init__()
@@ -54,15 +54,17 @@ class TrainModel(nn.Module):
         return self.heads[name]
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, outputs: Sequence[str] = ("logits",)
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        outputs: Sequence[str] = ("logits",),
+        start: int = 0,
     ) -> dict[str, Tensor]:
         result = {}
         for name in outputs:
             with self.adapter(POLICY if name == "logits" else name):
                 if name == "logits":
-                    result[name] = self.lm(
-                        input_ids=input_ids, attention_mask=attention_mask
-                    ).logits
+                    result[name] = lm_logits(self.lm, input_ids, attention_mask, start)
                 else:
                     hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
                     head = self.heads[name]
@@ -104,6 +106,13 @@ class TrainModel(nn.Module):
             raise RuntimeError("a full-weights run keeps its reference as a separate model")
         with self.peft.disable_adapter():
             yield
+
+
+def lm_logits(lm: nn.Module, input_ids: Tensor, attention_mask: Tensor, start: int = 0) -> Tensor:
+    """Logits at positions `start`.. only: the LM head (vocabulary-wide, a fifth of a small
+    model's compute and most of its activation memory) skips the prompt when only replies count."""
+    extra = {"logits_to_keep": input_ids.shape[1] - start} if start > 0 else {}
+    return lm(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
 
 def lora_model(lm: nn.Module, r: int, alpha: int, dropout: float, targets: list[str] | str):

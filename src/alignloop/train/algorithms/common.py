@@ -15,8 +15,8 @@ from alignloop.backends.models import load_causal_lm
 from alignloop.train.config import TrainConfig
 from alignloop.train.data import load_examples
 from alignloop.train.encode import Batch, Encoded, Movable, collate, encode_completion, truncate
-from alignloop.train.losses import sequence_logprobs, shift_for_next_token
-from alignloop.train.modeling import TrainModel
+from alignloop.train.losses import sequence_logprobs
+from alignloop.train.modeling import TrainModel, lm_logits
 
 
 class AlgorithmBase:
@@ -64,11 +64,32 @@ def split_held_out(items: list, fraction: float, seed: int) -> tuple[list, list]
     return [items[i] for i in order[n_out:]], [items[i] for i in order[:n_out]]
 
 
+def response_start(loss_mask: Tensor) -> int:
+    """The first position whose logits predict a target token in any row: the logits before it
+    (the shared prompt part) are not needed."""
+    has_target = loss_mask[:, 1:].any(-1)
+    if not has_target.any():
+        return 0
+    first = loss_mask[:, 1:].float().argmax(-1)[has_target]
+    return int(first.min())
+
+
+def window(batch: Batch, start: int) -> tuple[Tensor, Tensor]:
+    """Labels and target mask aligned with logits computed from position `start` (shifted)."""
+    return batch.input_ids[:, start + 1 :], batch.loss_mask[:, start + 1 :]
+
+
+def target_logits(forward: Callable, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    """(logits, labels, mask) over the span of positions that predict target tokens, through
+    `forward` (the wrapped model): logits at t predict the label at t."""
+    start = response_start(batch.loss_mask)
+    logits = forward(batch.input_ids, batch.attention_mask, ("logits",), start)["logits"]
+    return (logits[:, :-1], *window(batch, start))
+
+
 def response_logps(forward: Callable, batch: Batch) -> Tensor:
     """Sum of log p over each row's target tokens, [rows], through `forward` (the wrapped model)."""
-    logits = forward(batch.input_ids, batch.attention_mask, ("logits",))["logits"]
-    logits, labels, mask = shift_for_next_token(logits, batch.input_ids, batch.loss_mask)
-    return sequence_logprobs(logits, labels, mask)
+    return sequence_logprobs(*target_logits(forward, batch))
 
 
 def reference_logps(model: TrainModel, batch: Batch) -> Tensor:
@@ -77,9 +98,9 @@ def reference_logps(model: TrainModel, batch: Batch) -> Tensor:
         if model.peft is not None:
             with model.reference():
                 return response_logps(model, batch)
-        logits = model.ref_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        logits, labels, mask = shift_for_next_token(logits, batch.input_ids, batch.loss_mask)
-        return sequence_logprobs(logits, labels, mask)
+        start = response_start(batch.loss_mask)
+        logits = lm_logits(model.ref_lm, batch.input_ids, batch.attention_mask, start)
+        return sequence_logprobs(logits[:, :-1], *window(batch, start))
 
 
 def keep_reference(model: TrainModel, config: TrainConfig) -> None:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from alignloop.train.algorithms.common import AlgorithmBase
+from alignloop.train.algorithms.common import AlgorithmBase, target_logits
 from alignloop.train.data import BinaryExample
 from alignloop.train.encode import Batch, Movable, collate
-from alignloop.train.losses import cringe_loss, shift_for_next_token
+from alignloop.train.losses import cringe_loss
 
 
 @dataclass
@@ -33,7 +33,6 @@ class Cringe(AlgorithmBase):
 
     def loss(self, model, batch: CringeBatch):
         rows = batch.rows
-        logits = model(rows.input_ids, rows.attention_mask, ("logits",))["logits"]
-        logits, labels, mask = shift_for_next_token(logits, rows.input_ids, rows.loss_mask)
+        logits, labels, mask = target_logits(model, rows)
         loss = cringe_loss(logits, labels, mask, batch.negative, self.config.alpha, self.config.k)
         return loss, {"negatives": float(batch.negative.float().mean())}

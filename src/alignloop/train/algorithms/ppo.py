@@ -21,7 +21,12 @@ from alignloop.backends.base import GenerationParams
 from alignloop.backends.models import model_source, version_info
 from alignloop.backends.transformers_backend import TransformersBackend
 from alignloop.errors import ConfigError
-from alignloop.train.algorithms.common import AlgorithmBase, last_token_values
+from alignloop.train.algorithms.common import (
+    AlgorithmBase,
+    last_token_values,
+    response_start,
+    window,
+)
 from alignloop.train.config import PPOConfig
 from alignloop.train.data import load_examples
 from alignloop.train.encode import Batch, Encoded, Movable, collate, encode_text
@@ -31,12 +36,11 @@ from alignloop.train.losses import (
     masked_mean,
     policy_loss,
     ptx_loss,
-    shift_for_next_token,
     token_logprobs,
     value_loss,
     whiten,
 )
-from alignloop.train.modeling import POLICY, TrainModel, add_adapter_from
+from alignloop.train.modeling import POLICY, TrainModel, add_adapter_from, lm_logits
 
 REWARD, VALUE = "reward", "value"
 
@@ -52,6 +56,7 @@ class Rollout(Movable):
     returns: Tensor | None = None
     scores: Tensor | None = None
     kl: Tensor | None = None
+    start: int = 0  # logits, log-probs and values are kept from this position (see _score)
 
 
 class PPO(AlgorithmBase):
@@ -109,14 +114,13 @@ class PPO(AlgorithmBase):
 
     def _score(self, model: TrainModel, rollout: Rollout, replies: list[list[int]]) -> None:
         rows, cfg = rollout.rows, self.config
-        out = model(rows.input_ids, rows.attention_mask, ("logits", VALUE))
-        logits, labels, mask = shift_for_next_token(out["logits"], rows.input_ids, rows.loss_mask)
-        rollout.old_logps = token_logprobs(logits, labels)
-        rollout.old_values = out[VALUE][:, :-1].float()
+        start = rollout.start = response_start(rows.loss_mask)
+        labels, mask = window(rows, start)
+        out = model(rows.input_ids, rows.attention_mask, ("logits", VALUE), start)
+        rollout.old_logps = token_logprobs(out["logits"][:, :-1], labels)
+        rollout.old_values = out[VALUE][:, start:-1].float()
         with model.reference():
-            ref_logits = model.lm(
-                input_ids=rows.input_ids, attention_mask=rows.attention_mask
-            ).logits
+            ref_logits = lm_logits(model.lm, rows.input_ids, rows.attention_mask, start)
         ref_logps = token_logprobs(ref_logits[:, :-1], labels)
         rollout.scores = self._reward(model, rollout, replies)
         rewards = kl_shaped_rewards(
@@ -138,14 +142,14 @@ class PPO(AlgorithmBase):
         return last_token_values(values, rows.attention_mask).float()
 
     def loss(self, model, rollout: Rollout):
-        cfg, rows = self.config, rollout.rows
+        cfg, rows, start = self.config, rollout.rows, rollout.start
         batch = rows if rollout.ptx is None else _stack(rows, rollout.ptx, self.pad_id)
-        out = model(batch.input_ids, batch.attention_mask, ("logits", VALUE))
-        logits, labels, mask = shift_for_next_token(out["logits"], batch.input_ids, batch.loss_mask)
-        n, width = len(rows), rows.input_ids.shape[1] - 1
-        logps = token_logprobs(logits[:n, :width], labels[:n, :width])
-        mask = mask[:n, :width]
-        values = out[VALUE][:n, :width].float()
+        first = start if rollout.ptx is None else 0  # the pretraining rows need every logit
+        out = model(batch.input_ids, batch.attention_mask, ("logits", VALUE), first)
+        n, end = len(rows), rows.input_ids.shape[1] - 1
+        labels, mask = window(rows, start)
+        logps = token_logprobs(out["logits"][:n, start - first : end - first], labels)
+        values = out[VALUE][:n, start:end].float()
         pg = policy_loss(logps, rollout.old_logps, rollout.advantages, mask, cfg.clip)
         vf = value_loss(values, rollout.old_values, rollout.returns, mask, cfg.value_clip)
         loss = pg + cfg.vf_coef * vf
@@ -162,7 +166,8 @@ class PPO(AlgorithmBase):
             ),
         }
         if rollout.ptx is not None:
-            ptx = ptx_loss(logits[n:], labels[n:], batch.loss_mask[n:, 1:])
+            ptx_rows = Batch(batch.input_ids[n:], batch.attention_mask[n:], batch.loss_mask[n:])
+            ptx = ptx_loss(out["logits"][n:, :-1], *window(ptx_rows, 0))
             loss = loss + cfg.gamma_ptx * ptx
             metrics["ptx_loss"] = float(ptx.detach())
         return loss, metrics

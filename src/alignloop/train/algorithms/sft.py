@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alignloop.train.algorithms.common import AlgorithmBase
+from alignloop.train.algorithms.common import AlgorithmBase, target_logits
 from alignloop.train.data import SFTExample
 from alignloop.train.encode import Batch, collate, encode_chat
-from alignloop.train.losses import sft_loss, shift_for_next_token
+from alignloop.train.losses import sft_loss
 
 
 class SFT(AlgorithmBase):
@@ -19,6 +19,5 @@ class SFT(AlgorithmBase):
         return collate(items, self.pad_id)
 
     def loss(self, model, batch: Batch):
-        logits = model(batch.input_ids, batch.attention_mask, ("logits",))["logits"]
-        loss = sft_loss(*shift_for_next_token(logits, batch.input_ids, batch.loss_mask))
+        loss = sft_loss(*target_logits(model, batch))
         return loss, {"tokens": float(batch.loss_mask.sum())}
