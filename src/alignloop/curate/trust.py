@@ -1,0 +1,216 @@
+"""Finding the helpers and ignoring the trolls (SPEC.md §2, Ju et al. 2022), as pure functions.
+
+The data is (user, example, label) triples: `users[i]` gave `labels[i]` (1 = unsafe) to example
+i. A `FitPredict` trains a classifier on some examples with the given labels and returns
+P(label = 1) for others; the methods only see it through `kfold_probabilities`, so any
+classifier works (the benchmarks use the MiniLM embedding classifier).
+
+Every method returns a `Cleaning`: which examples to keep, their (possibly flipped) labels, and
+a troll score per example's user (higher = less trusted) for the reports.
+
+`alignloop` adds two checks the published methods lack (method "alignloop"):
+- one-way labellers: a user who gave the same label to every one of at least `one_way_min`
+  examples is distrusted whatever the classifier says. Gaslight, safe and unsafe trolls label
+  everything one way, and a classifier trained on their labels cannot see it (it learns to
+  agree with them, and then blames the helpers). The population's label rate cannot serve as
+  the yardstick either: half the population may be such trolls. An honest labeller who sees
+  both kinds of example is rarely one-way over many (0.7^10 = 3% for 10 examples at a 30%
+  unsafe rate), so the check costs a few helpers' data;
+- iterated per-user removal: after distrusting users, the k-fold classifier is retrained on
+  what is left, so its verdicts on the remaining users improve round by round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""fit_predict(train_index, train_labels, predict_index) -> P(label = 1) on predict_index."""
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """Thresholds of the cleaning methods (SPEC.md §2); the defaults are ours (DESIGN)."""
+
+    k: int = field(default=3, metadata={"help": "Folds of the k-fold predictions."})
+    theta: float = field(
+        default=0.3, metadata={"help": "Per-user removal: drop users who disagree more often."}
+    )
+    alpha: float = field(
+        default=0.5, metadata={"help": "Soft PURR: weight of the example's own agreement."}
+    )
+    tau: float = field(default=0.5, metadata={"help": "Soft PURR: drop examples scoring below."})
+    one_way_min: int = field(
+        default=5,
+        metadata={"help": "Distrust users who gave one label to all of at least this many."},
+    )
+    margin: float = field(
+        default=0.15,
+        metadata={
+            "help": "alignloop: distrust users who disagree more often than the trusted "
+            "examples' rate plus this."
+        },
+    )
+    example_confidence: float = field(
+        default=0.8,
+        metadata={"help": "alignloop: drop examples the classifier contradicts this surely."},
+    )
+    rounds: int = field(default=5, metadata={"help": "Rounds of iterated per-user removal."})
+    seed: int = field(default=0, metadata={"help": "Seed of the fold assignment."})
+
+
+@dataclass
+class Cleaning:
+    keep: np.ndarray  # bool [n]: examples to train on
+    labels: np.ndarray  # int [n]: labels to train on (flipped where a method flips)
+    troll_score: np.ndarray  # float [n]: distrust of the example's user (0 = trusted)
+    original: np.ndarray  # int [n]: the labels the users gave
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """Examples the method distrusts: removed, or relabelled."""
+        return ~self.keep | (self.labels != self.original)
+
+
+def kfold_probabilities(
+    fit_predict: FitPredict, labels: np.ndarray, k: int, seed: int, index: np.ndarray | None = None
+) -> np.ndarray:
+    """P(label = 1) for every example in `index` (default all) from a model trained on the
+    other k-1 folds: each example is judged by a model that never saw its label."""
+    index = np.arange(len(labels)) if index is None else index
+    folds = np.random.default_rng(seed).permutation(len(index)) % k
+    probs = np.full(len(labels), np.nan)
+    for fold in range(k):
+        held, train = index[folds == fold], index[folds != fold]
+        probs[held] = fit_predict(train, labels[train], held)
+    return probs
+
+
+def agreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """f(x) = y p + (1 - y)(1 - p): the probability the classifier gives the user's label."""
+    return labels * probs + (1 - labels) * (1 - probs)
+
+
+def user_means(values: np.ndarray, users: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """Per example, the mean of `values` over its user's examples (or the user's others)."""
+    codes, inverse = np.unique(users, return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=len(codes))
+    counts = np.bincount(inverse, minlength=len(codes)).astype(float)
+    if not exclude_self:
+        return (sums / counts)[inverse]
+    others = counts[inverse] - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (sums[inverse] - values) / others
+    return np.where(others > 0, means, values)  # a user's only example stands for itself
+
+
+def disagrees(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return (probs >= 0.5).astype(int) != labels
+
+
+def one_way_labellers(labels: np.ndarray, users: np.ndarray, min_items: int) -> np.ndarray:
+    """Per example: did its user give one and the same label to all of at least `min_items`
+    examples?"""
+    codes, inverse = np.unique(users, return_inverse=True)
+    ones = np.bincount(inverse, weights=labels, minlength=len(codes))
+    counts = np.bincount(inverse, minlength=len(codes))
+    one_way = (counts >= min_items) & ((ones == 0) | (ones == counts))
+    return one_way[inverse]
+
+
+# --- the methods ----------------------------------------------------------------------------
+
+
+def standard(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    """Keep everything (the baseline)."""
+    return Cleaning(np.ones(len(labels), bool), labels, np.zeros(len(labels)), labels)
+
+
+def per_example_removal(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    probs = kfold_probabilities(fit_predict, labels, config.k, config.seed)
+    wrong = disagrees(probs, labels)
+    return Cleaning(~wrong, labels, user_means(wrong.astype(float), users), labels)
+
+
+def per_example_flip(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    probs = kfold_probabilities(fit_predict, labels, config.k, config.seed)
+    wrong = disagrees(probs, labels)
+    flipped = np.where(wrong, 1 - labels, labels)
+    return Cleaning(
+        np.ones(len(labels), bool), flipped, user_means(wrong.astype(float), users), labels
+    )
+
+
+def per_user_removal(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    probs = kfold_probabilities(fit_predict, labels, config.k, config.seed)
+    rate = user_means(disagrees(probs, labels).astype(float), users)
+    return Cleaning(rate <= config.theta, labels, rate, labels)
+
+
+def per_user_and_example(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    probs = kfold_probabilities(fit_predict, labels, config.k, config.seed)
+    wrong = disagrees(probs, labels)
+    rate = user_means(wrong.astype(float), users)
+    return Cleaning((rate <= config.theta) & ~wrong, labels, rate, labels)
+
+
+def soft_purr(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    """score(x) = alpha f(x) + (1 - alpha) g(U(x) minus x); drop x when score(x) < tau."""
+    probs = kfold_probabilities(fit_predict, labels, config.k, config.seed)
+    f = agreement(probs, labels)
+    score = config.alpha * f + (1 - config.alpha) * user_means(f, users, exclude_self=True)
+    return Cleaning(score >= config.tau, labels, 1 - user_means(f, users), labels)
+
+
+def alignloop_method(labels, users, fit_predict, config: TrustConfig) -> Cleaning:
+    """One-way labellers out, then per-user removal iterated on the users still trusted, then
+    removal of the examples the classifier confidently contradicts (see the module docstring).
+
+    The per-user bar is relative: a user is distrusted when their disagreement rate exceeds
+    the trusted examples' overall rate by `margin`, so a weak classifier (many honest
+    disagreements) does not cost the helpers their data."""
+    trusted = ~one_way_labellers(labels, users, config.one_way_min)
+    troll_score = (~trusted).astype(float)
+    probs = np.full(len(labels), 0.5)
+    for round_ in range(config.rounds):
+        index = np.flatnonzero(trusted)
+        probs[index] = kfold_probabilities(
+            fit_predict, labels, config.k, config.seed + round_, index
+        )[index]
+        wrong = disagrees(probs[index], labels[index]).astype(float)
+        rate = user_means(wrong, users[index])
+        troll_score[index] = rate
+        distrusted = index[rate > wrong.mean() + config.margin]
+        if not len(distrusted):
+            break
+        trusted[distrusted] = False
+    confidently_wrong = agreement(probs, labels) < 1 - config.example_confidence
+    return Cleaning(trusted & ~confidently_wrong, labels, troll_score, labels)
+
+
+METHODS: dict[str, Callable[..., Cleaning]] = {
+    "standard": standard,
+    "per_example_removal": per_example_removal,
+    "per_example_flip": per_example_flip,
+    "per_user_removal": per_user_removal,
+    "per_user_and_example": per_user_and_example,
+    "soft_purr": soft_purr,
+    "alignloop": alignloop_method,
+}
+
+
+def clean(
+    method: str,
+    labels: np.ndarray,
+    users: np.ndarray,
+    fit_predict: FitPredict,
+    config: TrustConfig | None = None,
+) -> Cleaning:
+    """Run one cleaning method by name on (user, label) data."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown {method!r}; pick one of {', '.join(METHODS)}")
+    labels = np.asarray(labels).astype(int)
+    return METHODS[method](labels, np.asarray(users), fit_predict, config or TrustConfig())

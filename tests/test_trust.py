@@ -1,0 +1,135 @@
+"""Helpers vs trolls: the cleaning methods of SPEC.md §2 on a simulated population whose true
+labels a linear classifier can learn (two Gaussian clouds), so what each method finds is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from alignloop.curate.trust import (
+    METHODS,
+    TrustConfig,
+    agreement,
+    clean,
+    kfold_probabilities,
+    one_way_labellers,
+    user_means,
+)
+from alignloop.simulate.safetymix import TROLL_TYPES, simulate
+
+N = 1200
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(0)
+    truth = (rng.random(N) < 0.45).astype(int)
+    x = rng.normal(size=(N, 8)) + truth[:, None] * 1.5
+    test_truth = (rng.random(600) < 0.45).astype(int)
+    x_test = rng.normal(size=(600, 8)) + test_truth[:, None] * 1.5
+    return truth, x, x_test, test_truth
+
+
+def fit_predict_on(x):
+    def fit_predict(train, labels, predict):
+        if len(np.unique(labels)) < 2:
+            return np.full(len(predict), float(labels[0]))
+        model = LogisticRegression(max_iter=500).fit(x[train], labels)
+        return model.predict_proba(x[predict])[:, 1]
+
+    return fit_predict
+
+
+def test_user_means_with_and_without_the_example_itself():
+    values = np.array([1.0, 0.0, 0.5, 0.2])
+    users = np.array([7, 7, 7, 9])
+    assert np.allclose(user_means(values, users), [0.5, 0.5, 0.5, 0.2])
+    assert np.allclose(user_means(values, users, exclude_self=True), [0.25, 0.75, 0.5, 0.2])
+
+
+def test_agreement_is_the_probability_of_the_users_label():
+    assert np.allclose(agreement(np.array([0.9, 0.9]), np.array([1, 0])), [0.9, 0.1])
+
+
+def test_kfold_never_predicts_an_example_with_a_model_that_saw_it():
+    seen = []
+
+    def fit_predict(train, labels, predict):
+        assert not set(train) & set(predict)
+        seen.extend(predict)
+        return np.full(len(predict), 0.5)
+
+    probs = kfold_probabilities(fit_predict, np.zeros(30, int), k=3, seed=0)
+    assert sorted(seen) == list(range(30)) and not np.isnan(probs).any()
+
+
+def test_one_way_labellers_are_found_and_short_histories_spared():
+    users = np.array([1] * 6 + [2] * 6 + [3] * 3)
+    labels = np.array([0] * 6 + [0, 1, 0, 0, 0, 0] + [1] * 3)
+    flagged = one_way_labellers(labels, users, min_items=5)
+    assert flagged[:6].all() and not flagged[6:].any()
+
+
+@pytest.mark.parametrize("troll_type", TROLL_TYPES)
+def test_simulated_population_is_half_trolls_of_the_asked_type(world, troll_type):
+    truth, x, *_ = world
+    pop = simulate(truth, troll_type, seed=3, hardness=np.abs(x[:, 0]))
+    assert pop.is_troll.mean() == 0.5
+    assert not set(pop.users[pop.is_troll]) & set(pop.users[~pop.is_troll])
+    helpers = ~pop.is_troll
+    assert (pop.labels[helpers] == truth[pop.index[helpers]]).all()
+    sizes = np.bincount(pop.users)
+    assert 8 <= sizes[sizes > 0].mean() <= 12
+    troll_labels = pop.labels[pop.is_troll]
+    if troll_type == "gaslight":
+        assert (truth[pop.index[pop.is_troll]] == 1).all() and (troll_labels == 0).all()
+    if troll_type == "unsafe":
+        assert (troll_labels == 1).all()
+    if troll_type == "troll":
+        flipped = troll_labels != truth[pop.index[pop.is_troll]]
+        assert 0.75 < flipped.mean() < 0.85
+
+
+def test_unknown_troll_type_and_method_are_named():
+    with pytest.raises(ValueError, match="troll_type"):
+        simulate(np.zeros(10, int), "goblin", seed=0)
+    with pytest.raises(ValueError, match="method"):
+        clean("magic", np.zeros(3), np.zeros(3), fit_predict_on(np.zeros((3, 1))))
+
+
+def error_after(world, troll_type, method, seed=5):
+    truth, x, x_test, test_truth = world
+    pop = simulate(truth, troll_type, seed=seed, hardness=-np.abs(x[:, 0]))
+    features = x[pop.index]
+    result = clean(method, pop.labels, pop.users, fit_predict_on(features), TrustConfig())
+    keep = result.keep
+    model = LogisticRegression(max_iter=500).fit(features[keep], result.labels[keep])
+    error = 1 - model.score(x_test, test_truth)
+    return error, result, pop
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_runs_and_returns_a_label_per_example(world, method):
+    _, result, pop = error_after(world, "troll", method)
+    assert result.keep.shape == result.labels.shape == result.troll_score.shape == pop.labels.shape
+
+
+def test_per_user_removal_finds_lazy_trolls(world):
+    _, result, pop = error_after(world, "lazy", "per_user_removal")
+    removed = ~result.keep
+    assert removed[pop.is_troll].mean() > 0.7  # recall (random labels: about half disagree)
+    assert pop.is_troll[removed].mean() > 0.9  # precision
+
+
+def test_gaslight_trolls_beat_standard_training_with_the_one_way_check(world):
+    standard, *_ = error_after(world, "gaslight", "standard")
+    ours, result, pop = error_after(world, "gaslight", "alignloop")
+    assert ours < standard - 0.05
+    assert (~result.keep)[pop.is_troll].mean() > 0.9
+
+
+def test_flip_relabels_instead_of_removing(world):
+    _, result, pop = error_after(world, "troll", "per_example_flip")
+    assert result.keep.all()
+    assert result.flagged[pop.is_troll].mean() > result.flagged[~pop.is_troll].mean()
