@@ -37,7 +37,12 @@ bench: install
 	$(PIP) install $(PIPFLAGS) -e '.[bench]'
 	$(PY) benchmarks/serve_feedback.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/ppo_vs_trl.py
 	$(PY) benchmarks/reward_hh.py
+	$(PY) benchmarks/deid.py
+	$(PY) benchmarks/safety_diasafety.py
+	$(PY) benchmarks/safetymix.py
+	$(PY) benchmarks/curate_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

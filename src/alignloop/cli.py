@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from alignloop.config import ServeConfig, config_command
+from alignloop.curate.config import CurateConfig, ReleaseConfig
 from alignloop.errors import AlignloopError
+from alignloop.safety.cli import safety_app
+from alignloop.simulate.settings import SimulateDeploymentConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema (Alembic migrations).")
@@ -24,6 +28,9 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 evaluate_app = typer.Typer(no_args_is_help=True, help="Measure trained models.")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(safety_app, name="safety")
+simulate_app = typer.Typer(no_args_is_help=True, help="Simulated users, to test the loop.")
+app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=True)
 
 DB_OPTION = typer.Option("alignloop.db", "--db", help="SQLite file path or SQLAlchemy URL.")
@@ -84,6 +91,97 @@ def export_cmd(
         task = bar.add_task("exporting conversations", total=None)
         count = export(make_engine(db), out, with_context, lambda: bar.advance(task))
     console.print(f"wrote {count} conversations to {out}")
+
+
+@config_command(app, "curate", CurateConfig, (CurateConfig.__doc__ or "").strip())
+def curate_cmd(settings: CurateConfig) -> None:
+    from alignloop.curate.run import curate
+
+    with _stage_progress() as on_stage:
+        result = curate(settings, on_stage)
+    summary = result.summary
+    typer.echo(f"curation run {result.run_id}: datasets in {result.out}")
+    typer.echo(
+        f"  {summary['messages']} messages, {summary['messages_flagged_unsafe']} flagged unsafe; "
+        f"{summary['users']} users, {summary['users_distrusted']} users distrusted"
+    )
+    typer.echo(
+        f"  bot replies: {summary['bot_replies_positive']} positive, "
+        f"{summary['bot_replies_negative']} negative"
+    )
+    for kind, rows in summary["rows"].items():
+        typer.echo(f"  {kind}: {rows} rows")
+    typer.echo("  seconds: " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+
+
+@config_command(app, "release", ReleaseConfig, (ReleaseConfig.__doc__ or "").strip())
+def release_cmd(settings: ReleaseConfig) -> None:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from alignloop.curate.release import release
+    from alignloop.store.db import make_engine
+
+    secret = Path(settings.secret_file) if settings.secret_file else None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task("de-identifying conversations", total=None)
+        card = release(
+            make_engine(settings.db), Path(settings.out), secret, lambda: bar.advance(task)
+        )
+    typer.echo(
+        f"released {card['conversations']} conversations of {card['users']} users to "
+        f"{settings.out} ({card['conversations_left_out']} left out without consent)"
+    )
+
+
+@contextmanager
+def _stage_progress():
+    """A Rich progress line per stage of a chain (`on_stage(name, done, total)`)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_stage(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        yield on_stage
+
+
+@config_command(
+    simulate_app,
+    "deployment",
+    SimulateDeploymentConfig,
+    (SimulateDeploymentConfig.__doc__ or "").strip(),
+)
+def simulate_deployment_cmd(settings: SimulateDeploymentConfig) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from alignloop.simulate.deployment import DeploymentConfig, FeedbackRates, simulate_into
+
+    config = DeploymentConfig(rates=FeedbackRates.bb3x()) if settings.bb3x_rates else None
+    columns = (TextColumn("simulating"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("messages", total=settings.messages)
+        population = simulate_into(
+            settings.db,
+            settings.users,
+            settings.messages,
+            settings.seed,
+            settings.troll_share,
+            settings.truth,
+            config,
+            settings.texts_from,
+            lambda n: bar.update(task, completed=n),
+        )
+    typer.echo(
+        f"wrote into {settings.db}: " + ", ".join(f"{v} {k}" for k, v in population.counts.items())
+    )
+    if settings.truth:
+        typer.echo(f"ground truth in {settings.truth}")
 
 
 @models_app.command("prepare")

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """fit_predict(train_index, train_labels, predict_index) -> P(label = 1) on predict_index."""
@@ -214,3 +216,158 @@ def clean(
         raise ValueError(f"method: unknown {method!r}; pick one of {', '.join(METHODS)}")
     labels = np.asarray(labels).astype(int)
     return METHODS[method](labels, np.asarray(users), fit_predict, config or TrustConfig())
+
+
+# --- deployment data ------------------------------------------------------------------------
+# On organic data nobody hands us (user, example, label) triples with a ground truth; what a
+# user does is judged against a safety classifier and against the other users (SPEC.md §2:
+# f = the classifier's agreement with the user's behaviour, troll_score = 1 - g(all of u's)).
+
+
+class DeploymentTrustConfig(BaseModel):
+    """How user behaviour on deployment data becomes a troll score (DESIGN: our defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unsafe_threshold: float = Field(
+        0.5, ge=0, le=1, description="P(unsafe) at or above which a message counts flagged."
+    )
+    smoothing: float = Field(
+        3.0, ge=0, description="Pseudo-acts at the population's mean agreement added per user."
+    )
+    min_feedback: int = Field(
+        5, ge=1, description="Likes and dislikes a user gives before the like-share test applies."
+    )
+    typicality_weight: float = Field(
+        0.15,
+        ge=0,
+        description="Exponent on the like-share typicality (0 ignores it; 0.15 makes a 1% "
+        "binomial tail halve a user's trust).",
+    )
+    max_troll_score: float = Field(
+        0.35, ge=0, le=1, description="Users whose troll score is above this are distrusted."
+    )
+
+
+def behaviour_agreement(
+    messages: pd.DataFrame, feedback: pd.DataFrame, labels: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per judged act (user_id, f): the classifier's agreement with what the user did.
+
+    `messages` has message_id, user_id, sender, p_unsafe; `feedback` message_id, user_id, kind,
+    reason; `labels` (people's safety labels) message_id, user_id, label.
+    - a human message: f = 1 - P(unsafe) (asking for harm is a troll's act);
+    - a like on a bot message: f = 1 - P(unsafe of the reply); a dislike for being rude or
+      inappropriate: f = P(unsafe) (other dislikes say nothing the classifier can check);
+    - a safety label: f = P(unsafe) for 'unsafe', 1 - P(unsafe) for 'safe'.
+    """
+    p = messages.set_index("message_id")["p_unsafe"]
+    human = messages[messages["sender"] == "human"]
+    acts = [pd.DataFrame({"user_id": human["user_id"], "f": 1 - human["p_unsafe"]})]
+    judged = feedback[(feedback["kind"] == "like") | (feedback["reason"] == "rude")]
+    p_reply = judged["message_id"].map(p)
+    f_feedback = np.where(judged["kind"] == "like", 1 - p_reply, p_reply)
+    acts.append(pd.DataFrame({"user_id": judged["user_id"], "f": f_feedback}))
+    p_label = labels["message_id"].map(p)
+    f_label = np.where(labels["label"] == "unsafe", p_label, 1 - p_label)
+    acts.append(pd.DataFrame({"user_id": labels["user_id"], "f": f_label}))
+    return pd.concat(acts, ignore_index=True).dropna()
+
+
+def hashed_words(texts: list[str]):
+    """Bag-of-words features of reply texts (hashed, no vocabulary to fit or store)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        n_features=1 << 18, ngram_range=(1, 2), alternate_sign=False
+    ).transform(texts)
+
+
+def thumbs_consensus(
+    feedback: pd.DataFrame, reply_text: pd.Series, k: int = 3, seed: int = 0, featurize=hashed_words
+) -> pd.DataFrame:
+    """One row per like or dislike (user_id, f): how likely the other users would have given the
+    same thumb to that reply. A like/dislike model on the replies' words is trained on the
+    thumbs of the users outside one of k folds of users and judges the thumbs inside it, so a
+    user is never judged by a model that saw their own thumbs. Flippers (who like bad replies
+    and dislike good ones) and coin-flip raters score low; `reply_text` maps message_id -> text.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rated = feedback[feedback["kind"].isin(["like", "dislike"])]
+    if rated.empty:
+        return pd.DataFrame({"user_id": [], "f": []})
+    users = rated["user_id"].unique()
+    fold_of = dict(zip(users, np.random.default_rng(seed).permutation(len(users)) % k, strict=True))
+    folds = rated["user_id"].map(fold_of).to_numpy()
+    liked = (rated["kind"] == "like").to_numpy().astype(int)
+    x = featurize(rated["message_id"].map(reply_text).fillna("").tolist())
+    p_like = np.full(len(rated), liked.mean())
+    for fold in range(k):
+        train, held = folds != fold, folds == fold
+        if held.any() and len(np.unique(liked[train])) == 2:
+            model = LogisticRegression(max_iter=1000).fit(x[train], liked[train])
+            p_like[held] = model.predict_proba(x[held])[:, 1]
+    f = np.where(liked == 1, p_like, 1 - p_like)
+    return pd.DataFrame({"user_id": rated["user_id"].to_numpy(), "f": f})
+
+
+def _smoothed_mean(acts: pd.DataFrame, users: pd.Index, pseudo: float) -> tuple[pd.Series, float]:
+    """Per user, the mean of f with `pseudo` acts at the population's mean added; and that mean."""
+    prior = float(acts["f"].mean()) if len(acts) else 1.0
+    grouped = acts.groupby("user_id")["f"]
+    mean = (grouped.sum() + pseudo * prior) / (grouped.count() + pseudo)
+    return mean.reindex(users).fillna(prior), prior
+
+
+def _shortfall(agreement: pd.Series, prior: float) -> pd.Series:
+    """0 for a user as agreeable as the average, 1 for one no better than chance (0.5)."""
+    return ((prior - agreement) / max(prior - 0.5, 1e-6)).clip(0, 1)
+
+
+def like_share_typicality(feedback: pd.DataFrame, min_events: int) -> pd.Series:
+    """Per user, how typical their share of likes among likes and dislikes is next to the other
+    users' (a two-sided binomial tail, 1 = typical): always-like, always-dislike and coin-flip
+    raters stand out once they have rated `min_events` replies."""
+    from scipy.stats import binom
+
+    rated = feedback[feedback["kind"].isin(["like", "dislike"])]
+    per_user = rated.assign(like=rated["kind"] == "like").groupby("user_id")["like"]
+    likes, counts = per_user.sum(), per_user.count()
+    others_share = ((likes.sum() - likes) / (counts.sum() - counts).clip(lower=1)).clip(0.01, 0.99)
+    tail = 2 * np.minimum(
+        binom.cdf(likes, counts, others_share), binom.sf(likes - 1, counts, others_share)
+    )
+    return pd.Series(np.where(counts >= min_events, np.minimum(tail, 1.0), 1.0), counts.index)
+
+
+def deployment_trust(
+    messages: pd.DataFrame,
+    feedback: pd.DataFrame,
+    labels: pd.DataFrame,
+    config: DeploymentTrustConfig,
+) -> pd.DataFrame:
+    """Per user: troll_score in [0, 1], trusted, and the signals behind it (agreement with the
+    classifier, agreement with the other users' thumbs, like-share typicality, share of
+    flagged messages, acts judged)."""
+    users = pd.Index(messages["user_id"].unique()).union(feedback["user_id"].unique())
+    users = users.rename("user_id")
+    acts = behaviour_agreement(messages, feedback, labels)
+    texts = messages.set_index("message_id")["text"]
+    classifier, classifier_prior = _smoothed_mean(acts, users, config.smoothing)
+    others, others_prior = _smoothed_mean(
+        thumbs_consensus(feedback, texts), users, config.smoothing
+    )
+    human = messages[messages["sender"] == "human"]
+    flagged = (human["p_unsafe"] >= config.unsafe_threshold).groupby(human["user_id"]).mean()
+    table = pd.DataFrame(index=users)
+    table["classifier_agreement"] = classifier
+    table["thumbs_agreement"] = others
+    typicality = like_share_typicality(feedback, config.min_feedback).reindex(users).fillna(1.0)
+    table["like_share_typicality"] = typicality
+    table["flagged_share"] = flagged.reindex(users).fillna(0.0)
+    table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)
+    trust = (1 - _shortfall(classifier, classifier_prior)) * (1 - _shortfall(others, others_prior))
+    table["troll_score"] = 1 - trust * typicality.clip(0, 1) ** config.typicality_weight
+    table["trusted"] = table["troll_score"] <= config.max_troll_score
+    return table.reset_index()

@@ -10,10 +10,10 @@ from rich.progress import Progress
 
 from alignloop.backends.models import load_tokenizer, version_info
 from alignloop.errors import ConfigError
-from alignloop.train.algorithms.common import group
+from alignloop.train.algorithms.common import group, scores
 from alignloop.train.algorithms.reward import HEAD, ordered_share
 from alignloop.train.data import load_examples
-from alignloop.train.encode import encode_completion, truncate
+from alignloop.train.encode import collate, encode_completion, truncate
 from alignloop.train.modeling import load_reward_model
 
 
@@ -23,6 +23,40 @@ class RewardAccuracy:
     pairs: int
 
 
+def _reward_model(model: str | Path):
+    info = version_info(model)
+    if HEAD not in info.get("heads", []):
+        raise ConfigError(
+            f"{model} is not a reward model trained by 'alignloop train reward'", "model"
+        )
+    return load_reward_model(model).eval(), info.get("config", {}).get("max_length", 512)
+
+
+def reward_scores(
+    model: str | Path, prompts: list[list[dict]], replies: list[str], batch_size: int = 16
+):
+    """The reward model's score of each reply after its prompt messages (a numpy array)."""
+    import numpy as np
+    import torch
+
+    reward_model, max_length = _reward_model(model)
+    tokenizer = load_tokenizer(str(model))
+    out = np.zeros(len(replies))
+    with torch.no_grad():
+        for start in range(0, len(replies), batch_size):
+            rows = [
+                truncate(encode_completion(tokenizer, p, r), max_length)
+                for p, r in zip(
+                    prompts[start : start + batch_size],
+                    replies[start : start + batch_size],
+                    strict=True,
+                )
+            ]
+            batch = collate(rows, tokenizer.pad_token_id)
+            out[start : start + len(rows)] = scores(reward_model, batch).float().numpy()
+    return out
+
+
 def pairwise_accuracy(
     model: str | Path,
     data: str | Path,
@@ -30,14 +64,8 @@ def pairwise_accuracy(
     limit: int | None = None,
     console: Console | None = None,
 ) -> RewardAccuracy:
-    info = version_info(model)
-    if HEAD not in info.get("heads", []):
-        raise ConfigError(
-            f"{model} is not a reward model trained by 'alignloop train reward'", "model"
-        )
-    reward_model = load_reward_model(model).eval()
+    reward_model, max_length = _reward_model(model)
     tokenizer = load_tokenizer(str(model))
-    max_length = info.get("config", {}).get("max_length", 512)
     pairs = load_examples(data, "pairs", limit)
 
     def encoded(example):

@@ -1,11 +1,33 @@
-"""Safety classifiers behind one interface: `score(context, utterance) -> P(unsafe)`."""
+"""Safety classifiers behind one interface: `score(context, utterance) -> P(unsafe)`, and
+`score_batch(pairs)` for many (context, utterance) pairs at once.
+
+Three kinds, interchangeable wherever a `SafetyClassifier` is taken: the profanity model
+(here), a logistic head on MiniLM sentence embeddings (`embedding.py`) and MiniLM fine-tuned as
+a text-pair classifier (`finetune.py`). A trained classifier is a folder with a manifest,
+`safety_classifier.json`; `load_classifier` reads any of them back.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from alignloop.backends.base import ChatMessage
+from alignloop.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Pair = tuple[Sequence[ChatMessage], str]
+"""(context, utterance): the conversation so far and the text judged after it."""
+
+OnProgress = Callable[[str, int, int, dict[str, float]], None]
+"""Called as (stage, done, total, metrics) while a classifier trains or scores."""
+
+MANIFEST = "safety_classifier.json"
+MANIFEST_FORMAT = 1
 
 
 @runtime_checkable
@@ -15,6 +37,17 @@ class SafetyClassifier(Protocol):
     def score(self, context: Sequence[ChatMessage], utterance: str) -> float:
         """Probability that `utterance`, said after `context`, is unsafe."""
         ...
+
+    def score_batch(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """P(unsafe) of each (context, utterance) pair, in order (float array)."""
+        ...
+
+
+def context_text(context: Sequence[ChatMessage], turns: int) -> str:
+    """The latest `turns` messages of a context as one text, one message per line."""
+    if turns <= 0:
+        return ""
+    return "\n".join(m["content"] for m in context[-turns:])
 
 
 class ProfanityClassifier:
@@ -27,6 +60,7 @@ class ProfanityClassifier:
     """
 
     name = "alt-profanity-check"
+    kind = "profanity"
 
     def __init__(self) -> None:
         import numpy as np
@@ -42,11 +76,82 @@ class ProfanityClassifier:
     def score(self, context: Sequence[ChatMessage], utterance: str) -> float:
         return float(self.score_texts([utterance])[0])
 
-    def score_texts(self, texts: Sequence[str]):
+    def score_batch(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return self.score_texts([utterance for _, utterance in pairs])
+
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         from scipy.special import expit
 
         margins = self._vectorizer.transform(list(texts)) @ self._weights + self._bias
         return expit(-(self._slope * margins + self._offset)).mean(axis=1)
 
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Nothing to write beyond the manifest: the model comes with its package."""
+        from importlib.metadata import version
+
+        return {"package": "alt-profanity-check", "package_version": version("alt-profanity-check")}
+
+    @classmethod
+    def from_folder(cls, folder: Path, manifest: dict[str, Any]) -> ProfanityClassifier:
+        classifier = cls()
+        classifier.name = manifest.get("name", cls.name)
+        return classifier
+
 
 CLASSIFIERS: dict[str, Callable[[], SafetyClassifier]] = {"profanity": ProfanityClassifier}
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST).write_text(json.dumps({"format": MANIFEST_FORMAT, **manifest}, indent=2))
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """A classifier folder's manifest, or None where `folder` holds none."""
+    path = Path(folder) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _loader(kind: str):
+    if kind == "profanity":
+        return ProfanityClassifier.from_folder
+    if kind == "embedding":
+        from alignloop.safety.embedding import EmbeddingClassifier
+
+        return EmbeddingClassifier.from_folder
+    if kind == "finetune":
+        from alignloop.safety.finetune import FinetunedClassifier
+
+        return FinetunedClassifier.from_folder
+    raise InvalidInput(f"unknown classifier kind {kind!r} in the manifest", "kind")
+
+
+def load_classifier(source: str | Path, db: str | None = None) -> SafetyClassifier:
+    """A classifier from a folder `alignloop safety train` wrote, a built-in name
+    ('profanity'), or (with `db`) the name of a classifier registered in the store."""
+    manifest = read_manifest(source) if Path(source).is_dir() else None
+    if manifest is not None:
+        return _loader(manifest["kind"])(Path(source), manifest)
+    if str(source) in CLASSIFIERS:
+        return CLASSIFIERS[str(source)]()
+    if db is not None:
+        return load_classifier(registered_path(db, str(source)))
+    raise NotFound(
+        f"{source} is neither a classifier folder (with {MANIFEST}) nor one of "
+        f"{', '.join(CLASSIFIERS)}; train one with `alignloop safety train`",
+        "classifier",
+    )
+
+
+def registered_path(db: str, name: str) -> str:
+    """The folder of the safety classifier registered as `name` in the store at `db`."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine
+    from alignloop.store.models import ModelVersion
+
+    with Session(make_engine(db)) as session:
+        row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+    if row is None or not (row.algorithm or "").startswith("safety-") or not row.path:
+        raise NotFound(f"no safety classifier named {name!r} in {db}", "classifier")
+    return row.path

@@ -216,3 +216,32 @@ class TrustScore(Base):
     troll_score: Mapped[float] = mapped_column(Float)
     n_labels: Mapped[int] = mapped_column(Integer, default=0)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("curation_runs.id"), index=True)
+    components: Mapped[dict[str, Any] | None] = mapped_column()  # the signals behind the score
+
+
+class CurationRun(Base):
+    """One run of `alignloop curate`: its settings, where it wrote, and what it found."""
+
+    __tablename__ = "curation_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    out: Mapped[str] = mapped_column(String(1000))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Dataset(Base):
+    """A versioned training dataset a curation run built (rows in a file, provenance beside)."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("curation_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # sft | pairs | rankings | binary | safety
+    path: Mapped[str] = mapped_column(String(1000))
+    rows: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -155,6 +155,8 @@ def top_troll_scores(session: Session, limit: int = 10) -> list[dict[str, Any]]:
             "troll_score": round(score.troll_score, 4),
             "n_labels": score.n_labels,
             "method": score.method,
+            "run_id": score.run_id,
+            "signals": {k: round(v, 3) for k, v in (score.components or {}).items()},
             "computed_at": score.computed_at.isoformat(),
         }
         for score, pseudonym in rows

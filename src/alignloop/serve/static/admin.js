@@ -28,12 +28,16 @@ function drawSummary(summary, days) {
   $("plots").replaceChildren(
     ...plots.map(([kind, alt]) => el("img", { src: `/api/admin/plots/activity.svg?kind=${kind}&days=${days}`, alt, width: 720, height: 300 })),
     el("img", { src: `/api/admin/plots/reasons.svg?ts=${Date.now()}`, alt: "Dislikes by reason: " + Object.entries(summary.dislike_reasons).map(([r, n]) => `${r} ${n}`).join(", "), width: 720 }));
-  $("trolls").replaceChildren(table(["User", "Troll score", "Labels", "Method", "Computed"],
-    summary.troll_scores.map((t) => [userFilterButton(t.pseudonym), t.troll_score, t.n_labels, t.method, day(t.computed_at)]),
+  $("trolls").replaceChildren(table(["User", "Troll score", "Acts judged", "Signals", "Curation run", "Computed"],
+    summary.troll_scores.map((t) => [userFilterButton(t.pseudonym), t.troll_score, t.n_labels, signalsText(t.signals), t.run_id ?? t.method, day(t.computed_at)]),
     "No trust scores yet: curation computes them from the users' labels."));
   $("models").replaceChildren(table(["Id", "Name", "Base", "Parent", "Created", "Evaluation"],
     summary.model_versions.map((v) => [v.id, v.name, v.base, v.parent_id, day(v.created_at), metricsText(v.metrics)]),
     "No model versions yet."));
+}
+
+function signalsText(signals) {
+  return Object.entries(signals || {}).map(([name, v]) => `${name.replaceAll("_", " ")} ${v}`).join(", ");
 }
 
 function userFilterButton(pseudonym) {

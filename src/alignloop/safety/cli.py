@@ -1,0 +1,108 @@
+"""`alignloop safety train | score`: the safety classifiers on the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from alignloop.config import config_command
+from alignloop.safety.config import SafetyTrainConfig
+
+safety_app = typer.Typer(
+    no_args_is_help=True,
+    help="Safety classifiers P(unsafe | context, utterance): train one, score files with it.",
+)
+console = Console(stderr=True)
+SCORE_CHUNK = 1024  # pairs per progress update while scoring
+
+
+def passive_omp_threads() -> None:
+    """Torch's OpenMP workers otherwise spin between operations and, on cores shared with
+    other work, make each step several times slower (measured: 3.5x on 2 busy cores). Must
+    happen before torch loads; an explicit OMP_WAIT_POLICY in the environment wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=console,
+    )
+
+
+@config_command(safety_app, "train", SafetyTrainConfig, (SafetyTrainConfig.__doc__ or "").strip())
+def train(settings: SafetyTrainConfig) -> None:
+    passive_omp_threads()
+    from alignloop.safety.train import train_classifier
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"load {settings.kind}", total=None, metrics="")
+
+        def on_progress(stage: str, done: int, total: int, metrics: dict) -> None:
+            shown = "  ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+            bar.update(task, description=stage, completed=done, total=total, metrics=shown)
+
+        result = train_classifier(settings, on_progress)
+    console.print(f"trained {settings.kind} classifier {result.name!r} in {result.folder}")
+    for key, value in result.metrics.items():
+        console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    if result.version_id is not None:
+        console.print(f"registered as model version {result.version_id} in {settings.db}")
+
+
+@safety_app.command("score")
+def score(
+    classifier: str = typer.Option(
+        ..., "--classifier", help="Classifier folder, 'profanity', or a registered name with --db."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="Rows with context and response (label optional): .jsonl, .json, ..."
+    ),
+    out: Path = typer.Option(..., "--out", help='Scores file: one {"p_unsafe": p} line per row.'),
+    db: str | None = typer.Option(None, "--db", help="Store to look registered names up in."),
+    threshold: float = typer.Option(
+        0.5, "--threshold", min=0, max=1, help="P(unsafe) counted unsafe in the printed metrics."
+    ),
+) -> None:
+    """Score every row of a file, in order; prints unsafe-F1 and accuracy when all are labelled."""
+    passive_omp_threads()
+    import numpy as np
+
+    from alignloop.safety.classifiers import load_classifier
+    from alignloop.safety.data import load_safety_examples
+    from alignloop.safety.train import classification_metrics
+
+    examples = load_safety_examples(data, require_label=False)
+    with console.status(f"loading {classifier}"):
+        model = load_classifier(classifier, db)
+    pairs = [(e.context, e.response) for e in examples]
+    scores = []
+    with progress_bar() as bar:
+        task = bar.add_task("score", total=len(pairs), metrics="")
+        for start in range(0, len(pairs), SCORE_CHUNK):
+            scores.append(model.score_batch(pairs[start : start + SCORE_CHUNK]))
+            bar.update(task, advance=len(scores[-1]))
+    write_scores(out, np.concatenate(scores))
+    console.print(f"wrote {len(examples)} scores to {out}")
+    if all(e.label is not None for e in examples):
+        labels = [bool(e.label) for e in examples]
+        metrics = classification_metrics(labels, np.concatenate(scores), threshold)
+        console.print("  ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+
+
+def write_scores(out: Path, scores) -> None:
+    """One JSON line per score, written whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    partial.write_text("".join(json.dumps({"p_unsafe": float(p)}) + "\n" for p in scores))
+    os.replace(partial, out)
