@@ -7,7 +7,7 @@ rows) in one `score_batch` call: unsafe-F1 and accuracy at P(unsafe) >= 0.5, and
 Targets: embedding unsafe-F1 >= 0.70, finetune >= 0.78. Writes
 benchmarks/results/safety_diasafety.json.
 
-    python benchmarks/safety_diasafety.py [--kinds embedding,finetune] [--epochs 2]
+    python benchmarks/safety_diasafety.py [--kinds embedding,finetune] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(HERE / "results" / "safety_diasafety"))
     parser.add_argument("--kinds", default="profanity,embedding,finetune")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128)

@@ -135,7 +135,6 @@ def test_embedding_classifier_reloads_to_identical_scores_and_caches(embedding, 
     assert not any(p.name.startswith(".") for p in embedding.folder.parent.iterdir())
 
 
-@pytest.mark.slow  # model load and 6 steps: 10 to 40 s on 2 shared cores
 def test_fine_tuning_lowers_the_loss_and_reloads(diasafety_files, tmp_path):
     rows = load_safety_examples(diasafety_files["train"], limit=8)
     data = write_jsonl(

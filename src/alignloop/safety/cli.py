@@ -46,7 +46,7 @@ def train(settings: SafetyTrainConfig) -> None:
     from alignloop.safety.train import train_classifier
 
     with progress_bar() as bar:
-        task = bar.add_task(f"load {settings.kind}", total=None, metrics="")
+        task = bar.add_task(f"{settings.kind}: reading data", total=None, metrics="")
 
         def on_progress(stage: str, done: int, total: int, metrics: dict) -> None:
             shown = "  ".join(f"{key} {value:.4g}" for key, value in metrics.items())

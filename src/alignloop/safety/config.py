@@ -66,7 +66,7 @@ class SafetyTrainConfig(Settings):
     cache_size: int = Field(
         100_000, ge=0, description="Embeddings kept per unique text while scoring (0: none)."
     )
-    epochs: float = Field(2.0, gt=0, description="Fine-tuning passes over the data.")
+    epochs: float = Field(3.0, gt=0, description="Fine-tuning passes over the data.")
     batch_size: int = Field(32, ge=1, description="Fine-tuning examples per optimizer step.")
     length_grouping: int = Field(
         16,
