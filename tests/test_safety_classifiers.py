@@ -278,3 +278,15 @@ def test_registry_records_the_classifier_version(tmp_path, diasafety_files):
     with pytest.raises(Conflict, match="safety-embedding-emb"):
         train_classifier(again)
     assert not (tmp_path / "again").exists()
+
+
+def test_the_serving_gate_runs_a_trained_classifier(embedding):
+    from alignloop.config import ServeConfig
+    from alignloop.serve.app import build_gate
+
+    gate = build_gate(ServeConfig(safety_gate=str(embedding.folder)))
+    assert gate.classifier.kind == "embedding"
+    check = gate.check_output([{"role": "user", "content": "hi"}], "have a nice day")
+    assert 0.0 <= check.score <= 1.0
+    with pytest.raises(ValueError, match="safety_gate"):
+        ServeConfig(safety_gate="perspective")

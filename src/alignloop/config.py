@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 import typer
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alignloop.errors import ConfigError
 
@@ -55,8 +55,10 @@ class ServeConfig(Settings):
     temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature.")
     top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling mass.")
     max_compare_k: int = Field(4, ge=2, le=8, description="Most responses one comparison may ask.")
-    safety_gate: Literal["profanity", "off"] = Field(
-        "profanity", description="Classifier of the safety gate on input and output."
+    safety_gate: str = Field(
+        "profanity",
+        description="Classifier of the safety gate on input and output: 'profanity', 'off', "
+        "or a folder written by `alignloop safety train` (embedding or fine-tuned MiniLM).",
     )
     safety_threshold: float = Field(
         0.5, ge=0, le=1, description="P(unsafe) at or above which the gate answers a canned reply."
@@ -64,6 +66,19 @@ class ServeConfig(Settings):
     canned_reply: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur", description="What the gate answers: a topic change, or an apology."
     )
+
+    @field_validator("safety_gate")
+    @classmethod
+    def _known_gate(cls, value: str) -> str:
+        from alignloop.safety.classifiers import MANIFEST
+
+        if value in ("profanity", "off") or (Path(value) / MANIFEST).is_file():
+            return value
+        raise ValueError(
+            f"{value!r} is not 'profanity', 'off' or a classifier folder (with {MANIFEST}); "
+            "train one with `alignloop safety train`"
+        )
+
     admin_token: str | None = Field(
         None,
         min_length=12,

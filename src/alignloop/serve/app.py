@@ -15,7 +15,7 @@ from alignloop import __version__
 from alignloop.backends import load_backend
 from alignloop.backends.base import Backend
 from alignloop.config import ServeConfig
-from alignloop.safety.classifiers import CLASSIFIERS
+from alignloop.safety.classifiers import load_classifier
 from alignloop.safety.gate import CannedReplies, SafetyGate
 from alignloop.serve.errors import install_error_handlers
 from alignloop.serve.limits import BodySizeLimit, RateLimiter
@@ -42,7 +42,7 @@ log = logging.getLogger("alignloop.serve")
 def build_gate(settings: ServeConfig) -> SafetyGate | None:
     if settings.safety_gate == "off":
         return None
-    classifier = CLASSIFIERS[settings.safety_gate]()
+    classifier = load_classifier(settings.safety_gate)
     return SafetyGate(classifier, settings.safety_threshold, CannedReplies(settings.canned_reply))
 
 
