@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import alignloop
+
 HERE = Path(__file__).resolve().parent
 DIASAFETY = HERE.parents[1] / "shared" / "data" / "diasafety" / "train.json"
 
@@ -47,20 +49,8 @@ def embedding_classifier(work: Path) -> str:
         print(f"{DIASAFETY} is missing: using the profanity classifier", flush=True)
         return "profanity"
     cmd = ["safety", "train", "--kind", "embedding", "--data", str(DIASAFETY)]
-    _alignloop(*cmd, "--out", str(folder))
+    alignloop(*cmd, "--out", str(folder))
     return str(folder)
-
-
-def _alignloop(*args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "alignloop", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    if run.returncode:
-        raise RuntimeError(run.stderr[-3000:])
-    return run.stdout
 
 
 def child(db: str, out: str, classifier: str) -> None:

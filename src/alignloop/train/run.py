@@ -4,13 +4,13 @@ in the store's model registry."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from alignloop.backends.models import model_source, version_info
+from alignloop.store.versions import check_name_free, data_version
 from alignloop.train.algorithms.cringe import Cringe
 from alignloop.train.algorithms.dpo import DPO
 from alignloop.train.algorithms.kto import KTO
@@ -31,18 +31,6 @@ ALGORITHM_CLASSES = {
 }
 
 
-def data_version(path: str | Path) -> str:
-    """A digest of the training data's bytes (every file of a datasets folder)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()[:16]}"
-
-
 def version_name(algo: str, config: TrainConfig) -> str:
     return config.name or f"{algo}-{Path(config.out).resolve().name}"
 
@@ -60,7 +48,7 @@ def train(
     """Train, save the version into config.out and register it (when config.db is set)."""
     name = version_name(algo, config)
     if config.db:
-        _check_name_free(config.db, name)
+        check_name_free(config.db, name)
     started = time.time()
     algorithm = ALGORITHM_CLASSES[algo]()
     trainer = Trainer(config, algorithm, on_step)
@@ -85,20 +73,6 @@ def train(
     if config.db:
         result.version_id = register(config.db, info, result.out)
     return result
-
-
-def _check_name_free(db: str, name: str) -> None:
-    from sqlalchemy import select
-
-    from alignloop.errors import Conflict
-    from alignloop.store.db import make_engine, upgrade
-    from alignloop.store.models import ModelVersion
-
-    engine = make_engine(db)
-    upgrade(engine)
-    with engine.connect() as conn:
-        if conn.scalar(select(ModelVersion.id).where(ModelVersion.name == name)):
-            raise Conflict(f"a model version named {name!r} exists in {db}; set --name", "name")
 
 
 def register(db: str, info: dict, folder: Path) -> int:
