@@ -43,6 +43,7 @@ bench: install
 	$(PY) benchmarks/safety_diasafety.py
 	$(PY) benchmarks/safetymix.py
 	$(PY) benchmarks/curate_throughput.py
+	$(PY) benchmarks/safety_recipes.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -37,6 +37,9 @@ def simulated_store(work: Path, users: int, messages: int) -> tuple[Path, Path]:
         started = time.time()
         simulate_into(str(db), users, messages, seed=0, truth=truth)
         print(f"simulated {messages} messages in {time.time() - started:.0f} s", flush=True)
+    from alignloop.store.db import make_engine, upgrade
+
+    upgrade(make_engine(str(db)))  # a cached store made before a newer migration
     return db, truth
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -60,3 +61,34 @@ def test_cli_db_upgrade(tmp_path):
     db = tmp_path / "cli.db"
     assert _cli("db", "upgrade", "--db", str(db)).returncode == 0
     assert _cli("db", "current", "--db", str(db)).stdout.strip() == head_revision()
+
+
+@pytest.mark.parametrize(
+    "stem, cls_path",
+    [
+        ("curate", "alignloop.curate.config:CurateConfig"),
+        ("release", "alignloop.curate.config:ReleaseConfig"),
+        ("safety-train", "alignloop.safety.config:SafetyTrainConfig"),
+        ("safety-topics", "alignloop.safety.sensitive:SensitiveTopicsConfig"),
+        ("simulate-deployment", "alignloop.simulate.settings:SimulateDeploymentConfig"),
+        ("serve", "alignloop.config:ServeConfig"),
+        ("safety-bake", "alignloop.safety.baked:BakeConfig"),
+        ("evaluate-safety", "alignloop.evaluate.config:SafetyEvalConfig"),
+    ],
+)
+def test_each_yaml_config_loads_and_names_every_option(stem, cls_path):
+    import importlib
+    from pathlib import Path
+
+    from alignloop.config import load_config
+
+    module, _, name = cls_path.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{stem}.yaml"
+    load_config(cls, path)
+    lines = path.read_text().splitlines()
+    keys = {line.split(":")[0] for line in lines if line and not line.startswith("#")}
+    # an option left unset may be shown commented out ("# admin_token: ...")
+    commented = {m[1] for line in lines if (m := re.match(r"#\s?([a-z_]+): ", line))}
+    keys |= commented & set(cls.model_fields)
+    assert keys == set(cls.model_fields)

@@ -135,6 +135,21 @@ def test_embedding_classifier_reloads_to_identical_scores_and_caches(embedding, 
     assert not any(p.name.startswith(".") for p in embedding.folder.parent.iterdir())
 
 
+def test_a_long_context_is_the_mean_of_its_messages_each_encoded_once(embedding):
+    classifier = load_classifier(embedding.folder)
+    say = [{"role": r, "content": t} for r, t in
+           [("user", "hi there"), ("assistant", "hello!"), ("user", "how do I bake bread?")]]  # fmt: skip
+    pairs = [(say[:1], "flour and water"), (say[:2], "you idiot"), (say, "knead it well")]
+    features = classifier.featurize(pairs)
+    texts = [m["content"] for m in say] + [u for _, u in pairs]
+    assert len(classifier.encoder.cache) == len(texts)  # each message once, not each context
+    vectors = {t: classifier.encoder.cache.get(t) for t in texts}
+    mean = np.mean([vectors[m["content"]] for m in say], axis=0)
+    np.testing.assert_allclose(features[2, :384], mean / np.linalg.norm(mean), atol=1e-6)
+    np.testing.assert_allclose(features[0, :384], vectors["hi there"], atol=1e-6)
+    np.testing.assert_allclose(features[2, 384:768], vectors["knead it well"], atol=1e-6)
+
+
 def test_fine_tuning_lowers_the_loss_and_reloads(diasafety_files, tmp_path):
     rows = load_safety_examples(diasafety_files["train"], limit=8)
     data = write_jsonl(

@@ -13,7 +13,9 @@ from rich.console import Console
 from alignloop.config import ServeConfig, config_command
 from alignloop.curate.config import CurateConfig, ReleaseConfig
 from alignloop.errors import AlignloopError
+from alignloop.evaluate.config import SafetyEvalConfig
 from alignloop.safety.cli import safety_app
+from alignloop.safety.redteam_cli import redteam_app
 from alignloop.simulate.settings import SimulateDeploymentConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -29,6 +31,7 @@ app.add_typer(train_app, name="train")
 evaluate_app = typer.Typer(no_args_is_help=True, help="Measure trained models.")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(safety_app, name="safety")
+app.add_typer(redteam_app, name="redteam")
 simulate_app = typer.Typer(no_args_is_help=True, help="Simulated users, to test the loop.")
 app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=True)
@@ -232,6 +235,36 @@ def evaluate_reward(
 
     result = pairwise_accuracy(model, data, batch_size, limit, console)
     typer.echo(f"pairwise accuracy {result.accuracy:.4f} on {result.pairs} pairs")
+
+
+@config_command(evaluate_app, "safety", SafetyEvalConfig, (SafetyEvalConfig.__doc__ or "").strip())
+def evaluate_safety_cmd(settings: SafetyEvalConfig) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in `safety train`: before torch
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from alignloop.evaluate.safety import evaluate_safety, report_table
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = evaluate_safety(settings, on_progress)
+    Console().print(report_table(report))
+    if settings.out:
+        console.print(f"report in {settings.out}")
+    if settings.replies_out:
+        console.print(f"replies in {settings.replies_out}")
 
 
 @app.command("demo")

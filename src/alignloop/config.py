@@ -13,9 +13,9 @@ from typing import Any, Literal, TypeVar
 
 import typer
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alignloop.errors import ConfigError
+from alignloop.errors import AlignloopError, ConfigError
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -58,26 +58,36 @@ class ServeConfig(Settings):
     safety_gate: str = Field(
         "profanity",
         description="Classifier of the safety gate on input and output: 'profanity', 'off', "
-        "or a folder written by `alignloop safety train` (embedding or fine-tuned MiniLM).",
+        "a folder written by `alignloop safety train`, the name of a classifier registered in "
+        "the store, or 'promoted' (the classifier of the last promoted red-team round).",
     )
     safety_threshold: float = Field(
         0.5, ge=0, le=1, description="P(unsafe) at or above which the gate answers a canned reply."
+    )
+    topic_gate: str = Field(
+        "off",
+        description="Sensitive-topic classifier gating input and output beside the safety one: "
+        "'off', a folder written by `alignloop safety topics`, or a registered name.",
+    )
+    topic_threshold: float = Field(
+        0.55, ge=0, le=1, description="P(sensitive topic) at or above which the gate fires."
     )
     canned_reply: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur", description="What the gate answers: a topic change, or an apology."
     )
 
-    @field_validator("safety_gate")
-    @classmethod
-    def _known_gate(cls, value: str) -> str:
-        from alignloop.safety.classifiers import MANIFEST
+    @model_validator(mode="after")
+    def _known_gates(self) -> ServeConfig:
+        from alignloop.safety.classifiers import classifier_source
 
-        if value in ("profanity", "off") or (Path(value) / MANIFEST).is_file():
-            return value
-        raise ValueError(
-            f"{value!r} is not 'profanity', 'off' or a classifier folder (with {MANIFEST}); "
-            "train one with `alignloop safety train`"
-        )
+        for field in ("safety_gate", "topic_gate"):
+            value = getattr(self, field)
+            if value != "off":
+                try:
+                    classifier_source(value, self.db)
+                except AlignloopError as exc:
+                    raise ValueError(f"{field}: {exc}") from exc
+        return self
 
     admin_token: str | None = Field(
         None,

@@ -47,7 +47,8 @@ def _read(engine: Engine, query: Select, columns: list[str], progress: Progress 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def _kept_users():
+def kept_users():
+    """Ids of users who have not asked for deletion (every build and export leaves the rest out)."""
     return select(User.id).where(User.deletion_requested_at.is_(None))
 
 
@@ -76,7 +77,7 @@ def load_store(engine: Engine, progress: Progress | None = None) -> StoreTables:
             Message.model_version_id,
         )
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Conversation.user_id.in_(_kept_users()))
+        .where(Conversation.user_id.in_(kept_users()))
         .order_by(Message.conversation_id, Message.position, Message.id),
         [
             "message_id",
@@ -109,7 +110,7 @@ def load_store(engine: Engine, progress: Progress | None = None) -> StoreTables:
             )
             .join(Message, Message.id == SafetyLabel.message_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Conversation.user_id.in_(_kept_users())),
+            .where(Conversation.user_id.in_(kept_users())),
             ["message_id", "user_id", "labeler_kind", "labeler", "label", "score"],
             progress,
         ),
@@ -129,7 +130,7 @@ def _latest_feedback(engine: Engine, progress: Progress | None) -> pd.DataFrame:
             Feedback.reason,
             Feedback.text,
         )
-        .where(Feedback.user_id.in_(_kept_users()))
+        .where(Feedback.user_id.in_(kept_users()))
         .order_by(Feedback.id),
         ["feedback_id", "message_id", "user_id", "kind", "reason", "text"],
         progress,
@@ -152,7 +153,7 @@ def _comparisons(engine: Engine, progress: Progress | None) -> pd.DataFrame:
             Comparison.outcome,
             Comparison.choice,
             Comparison.ranking,
-        ).where(Comparison.outcome.is_not(None), Comparison.user_id.in_(_kept_users())),
+        ).where(Comparison.outcome.is_not(None), Comparison.user_id.in_(kept_users())),
         [
             "comparison_id",
             "user_id",

@@ -127,19 +127,60 @@ def _loader(kind: str):
 
 def load_classifier(source: str | Path, db: str | None = None) -> SafetyClassifier:
     """A classifier from a folder `alignloop safety train` wrote, a built-in name
-    ('profanity'), or (with `db`) the name of a classifier registered in the store."""
-    manifest = read_manifest(source) if Path(source).is_dir() else None
-    if manifest is not None:
-        return _loader(manifest["kind"])(Path(source), manifest)
-    if str(source) in CLASSIFIERS:
-        return CLASSIFIERS[str(source)]()
-    if db is not None:
-        return load_classifier(registered_path(db, str(source)))
+    ('profanity'), or (with `db`) the name of a classifier registered in the store or
+    'promoted' (the last promoted red-team round's)."""
+    found = classifier_source(str(source), db)
+    if found in CLASSIFIERS:
+        return CLASSIFIERS[found]()
+    manifest = read_manifest(found) or {}
+    return _loader(manifest.get("kind", ""))(Path(found), manifest)
+
+
+def classifier_source(spec: str, db: str | None = None) -> str:
+    """The folder (or built-in name) a classifier spec stands for; NotFound naming the fix."""
+    if Path(spec).is_dir() and read_manifest(spec) is not None:
+        return spec
+    if spec in CLASSIFIERS:
+        return spec
+    if db is not None and spec == "promoted":
+        return _promoted(db)
+    if db is not None and not Path(spec).exists():
+        return registered_path(db, spec)
     raise NotFound(
-        f"{source} is neither a classifier folder (with {MANIFEST}) nor one of "
-        f"{', '.join(CLASSIFIERS)}; train one with `alignloop safety train`",
+        f"{spec} is neither a classifier folder (with {MANIFEST}), one of "
+        f"{', '.join(CLASSIFIERS)}, nor a classifier registered in the store; train one with "
+        "`alignloop safety train`",
         "classifier",
     )
+
+
+def _promoted(db: str) -> str:
+    from alignloop.safety.redteam import promoted_classifier
+
+    folder = _in_store(db, lambda: promoted_classifier(db))
+    if folder is None:
+        raise NotFound(
+            f"no red-team round in {db} has promoted a classifier yet; run "
+            "`alignloop redteam round` or name a classifier folder",
+            "classifier",
+        )
+    return folder
+
+
+def _in_store(db: str, read: Callable[[], Any]) -> Any:
+    """`read()` against the store at `db`, which must exist and be migrated."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if "://" not in db and not Path(db).is_file():
+        raise NotFound(f"the store {db} does not exist; start it with `alignloop serve`", "db")
+    try:
+        return read()
+    except SQLAlchemyError as exc:
+        raise NotFound(
+            f"cannot read the model registry in {db} ({type(exc).__name__}); run "
+            "`alignloop db upgrade`",
+            "db",
+        ) from exc
 
 
 def registered_path(db: str, name: str) -> str:
@@ -150,8 +191,11 @@ def registered_path(db: str, name: str) -> str:
     from alignloop.store.db import make_engine
     from alignloop.store.models import ModelVersion
 
-    with Session(make_engine(db)) as session:
-        row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+    def read() -> ModelVersion | None:
+        with Session(make_engine(db)) as session:
+            return session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+
+    row = _in_store(db, read)
     if row is None or not (row.algorithm or "").startswith("safety-") or not row.path:
         raise NotFound(f"no safety classifier named {name!r} in {db}", "classifier")
     return row.path

@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from alignloop.config import config_command
+from alignloop.safety.baked import BakeConfig
 from alignloop.safety.config import SafetyTrainConfig
+from alignloop.safety.sensitive import SensitiveTopicsConfig
 
 safety_app = typer.Typer(
     no_args_is_help=True,
@@ -106,3 +108,62 @@ def write_scores(out: Path, scores) -> None:
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     partial.write_text("".join(json.dumps({"p_unsafe": float(p)}) + "\n" for p in scores))
     os.replace(partial, out)
+
+
+@config_command(safety_app, "bake", BakeConfig, (BakeConfig.__doc__ or "").strip())
+def bake(settings: BakeConfig) -> None:
+    passive_omp_threads()
+    from alignloop.safety.baked import build_baked_dataset
+
+    with progress_bar() as bar:
+        task = bar.add_task("bake: reading data", total=None, metrics="")
+
+        def on_progress(stage: str, done: int, total: int, metrics: dict) -> None:
+            counted = {"completed": done, "total": total} if total else {}
+            bar.update(task, description=f"bake: {stage}", **counted)
+
+        result = build_baked_dataset(settings, on_progress)
+    console.print(
+        f"wrote {len(result.rows)} SFT rows to {result.out} (card: {result.out}.card.json)"
+    )
+    for key, value in result.counts().items():
+        console.print(f"  {key}: {value}")
+
+
+# --- `alignloop safety topics`: the sensitive-topic classifier (safety/sensitive.py) ----------
+
+
+@config_command(
+    safety_app, "topics", SensitiveTopicsConfig, (SensitiveTopicsConfig.__doc__ or "").strip()
+)
+def topics(settings: SensitiveTopicsConfig) -> None:
+    passive_omp_threads()
+    from alignloop.safety.sensitive import train_topic_classifier
+
+    with progress_bar() as bar:
+        task = bar.add_task("sensitive topics: reading data", total=None, metrics="")
+
+        def on_progress(stage: str, done: int, total: int, metrics: dict) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        result = train_topic_classifier(settings, on_progress)
+    metrics = result.metrics
+    console.print(
+        f"trained sensitive-topic classifier {result.name!r} in {result.folder} "
+        f"({metrics['train_rows']} train rows, {metrics['eval_rows']} held out)"
+    )
+    for label, key in ((f"{settings.threshold:g}", "eval_at_threshold"), ("0.5", "eval_at_0.5")):
+        held = metrics[key]
+        console.print(
+            f"  held-out at {label}: sensitive F1 {held['sensitive_f1']:.4f}  "
+            f"precision {held['sensitive_precision']:.4f}  recall {held['sensitive_recall']:.4f}  "
+            f"accuracy {held['accuracy']:.4f}"
+        )
+        recall = "  ".join(f"{t} {r:.3f}" for t, r in held["topic_recall"].items() if r is not None)
+        flagged = "  ".join(
+            f"{s} {v:.3f}" for s, v in held["none_flagged"].items() if v is not None
+        )
+        console.print(f"    topic recall: {recall}")
+        console.print(f"    none rows flagged: {flagged}")
+    if result.version_id is not None:
+        console.print(f"registered as model version {result.version_id} in {settings.db}")

@@ -184,9 +184,25 @@ class EmbeddingClassifier:
         self.features, self.context_turns, self.name = features, context_turns, name
 
     def featurize(self, pairs: Sequence[Pair], on_progress: OnProgress | None = None):
-        contexts = [context_text(context, self.context_turns) for context, _ in pairs]
-        vectors = self.encoder.embed(contexts + [u for _, u in pairs], on_progress)
-        return pair_features(vectors[: len(pairs)], vectors[len(pairs) :], self.features)
+        """Features of each pair. The context vector is the normalised mean of the embeddings
+        of its latest `context_turns` messages, each message embedded on its own: a message
+        is encoded once however many contexts it appears in (for a one-message context this
+        is that message's embedding)."""
+        turns = [self._context_turns(context) for context, _ in pairs]
+        flat = [text for texts in turns for text in texts]
+        vectors = self.encoder.embed(flat + [u for _, u in pairs], on_progress)
+        starts = np.cumsum([0] + [len(texts) for texts in turns])
+        contexts = np.zeros((len(pairs), vectors.shape[1]), dtype=vectors.dtype)
+        for i in range(len(pairs)):
+            contexts[i] = vectors[starts[i] : starts[i + 1]].mean(0)
+        norms = np.linalg.norm(contexts, axis=1, keepdims=True)
+        contexts = contexts / np.where(norms > 0, norms, 1)
+        return pair_features(contexts, vectors[len(flat) :], self.features)
+
+    def _context_turns(self, context: Sequence[ChatMessage]) -> list[str]:
+        """The texts the context vector averages ("" stands for an empty context)."""
+        latest = context[-self.context_turns :] if self.context_turns > 0 else []
+        return [m["content"] for m in latest] or [context_text(latest, 0)]
 
     def score_batch(self, pairs: Sequence[Pair]) -> np.ndarray:
         from scipy.special import expit

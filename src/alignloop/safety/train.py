@@ -144,13 +144,11 @@ def staged_folder(out: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def register(db: str, manifest: dict[str, Any], folder: Path) -> int:
-    from sqlalchemy.orm import Session
+def trained_version(manifest: dict[str, Any], folder: Path):
+    """The model-registry row of a classifier folder (a `TrainedVersion`)."""
+    from alignloop.store.repository import TrainedVersion
 
-    from alignloop.store.db import make_engine
-    from alignloop.store.repository import TrainedVersion, add_trained_version
-
-    version = TrainedVersion(
+    return TrainedVersion(
         name=manifest["name"],
         base=manifest["base"],
         path=str(folder.resolve()),
@@ -161,5 +159,13 @@ def register(db: str, manifest: dict[str, Any], folder: Path) -> int:
         metrics=manifest["metrics"],
         parent=manifest["parent"],
     )
+
+
+def register(db: str, manifest: dict[str, Any], folder: Path) -> int:
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine
+    from alignloop.store.repository import add_trained_version
+
     with Session(make_engine(db)) as session, session.begin():
-        return add_trained_version(session, version)
+        return add_trained_version(session, trained_version(manifest, folder))

@@ -224,11 +224,9 @@ class ChatService:
     def _generation_record(self, turn: _Pending, finish: str | None) -> dict[str, Any]:
         record: dict[str, Any] = {**turn.params.as_dict(), "finish_reason": finish}
         if self.s.gate is not None:
-            record["safety_gate"] = {
-                "classifier": self.s.gate.name,
-                "threshold": self.s.gate.threshold,
-                **{f"{c.stage}_score": round(c.score, 6) for c in turn.checks},
-            }
+            record["safety_gate"] = self.s.gate.describe()
+            for check in turn.checks:
+                record["safety_gate"] |= check.as_record()
         return record
 
     async def _log(self, turn: _Pending, reply: str, finish: str | None) -> LoggedTurn:
@@ -264,9 +262,10 @@ class ChatService:
         await self.s.writer.run(write)
 
     def _label_gate_decisions(self, session, turn: _Pending, logged: LoggedTurn) -> None:
-        """Every time the gate fires, a classifier safety label on the message it judged."""
+        """Every time the safety classifier fires, a classifier safety label on the message it
+        judged (a sensitive-topic decision alone is logged in the generation record only)."""
         for check in turn.checks:
-            if check.fired:
+            if check.score >= self.s.gate.threshold:
                 target = (
                     logged.human_message_id if check.stage == "input" else logged.bot_message_id
                 )

@@ -245,3 +245,27 @@ class Dataset(Base):
     rows: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RedteamRound(Base):
+    """One Bot-Adversarial-Dialogue round (SPEC.md §4): the red-team labels it gathered (ids
+    `first_label_id`..`last_label_id`), the classifier trained on them, how it compared with the
+    gate's classifier on the held-out labels, and whether it replaced it."""
+
+    __tablename__ = "redteam_rounds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    first_label_id: Mapped[int] = mapped_column(BigInteger)
+    last_label_id: Mapped[int] = mapped_column(BigInteger)
+    labels: Mapped[int] = mapped_column(Integer)  # person labels gathered (new this round)
+    holdout: Mapped[int] = mapped_column(Integer)  # held-out replies the classifiers met
+    classifier_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    previous_classifier: Mapped[str] = mapped_column(String(1000))  # folder or name beaten (or not)
+    # old / new: each classifier's metrics on the held-out rows; the counts behind them
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+    classifier_version: Mapped[ModelVersion] = relationship()

@@ -1,0 +1,445 @@
+"""Baked-in safety data (SPEC.md §4): teach the model itself to answer unsafe turns with a canned
+reply, so that no classifier is needed at deployment.
+
+For every assistant turn of every dialogue (the target), with `context` the messages before it,
+the target is replaced by a canned reply when the classifier fires (P(unsafe) >= threshold) on
+
+- the input: the last context turn, scored as (context[:-1], context[-1]), or
+- the target: scored as (context, target).
+
+Scores always read the original dialogue (a replaced turn does not change what later turns are
+judged after), and each message is scored at most once: in a user/assistant dialogue every
+message is scored exactly once, in chunks of `chunk_size` pairs per `score_batch` call. The
+baked dialogues are then joined by unmodified dialogues of `mix_data` (`mix_weight` of them per
+baked dialogue), and written as SFT rows that `alignloop train sft` reads as they are.
+
+Sources (the `data` and `mix_data` options):
+
+| spelling                            | rows                                                   |
+|-------------------------------------|--------------------------------------------------------|
+| PATH or sft:PATH                    | SFT rows {"messages": [...]} (any file the trainer     |
+|                                     | reads: .jsonl(.gz), .json, .parquet, datasets folder)  |
+| hh-rlhf:PATH                        | preference pairs; HH-RLHF's chosen/rejected dialogues: |
+|                                     | the chosen dialogue (or prompt + chosen)               |
+| diasafety:PATH                      | (context, response) rows: context -> user turn(s),     |
+|                                     | response -> assistant turn (labels are not used)       |
+| chatterbot, chatterbot:LANGUAGE,    | chatterbot-corpus conversations (default: english, all |
+| chatterbot:LANGUAGE/CATEGORY        | categories), turns alternating user / assistant        |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from alignloop.config import Settings
+from alignloop.errors import ConfigError, Conflict, InvalidInput, NotFound
+from alignloop.safety.gate import CannedReplies
+from alignloop.train.data import Message
+
+if TYPE_CHECKING:
+    from alignloop.safety.classifiers import OnProgress, SafetyClassifier
+
+SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
+CARD_FORMAT = 1
+SOURCE_HELP = (
+    "'PATH' or 'sft:PATH' (rows with messages), 'hh-rlhf:PATH' (HH-RLHF pairs: the chosen "
+    "dialogue), 'diasafety:PATH' (context, response rows) or 'chatterbot', "
+    "'chatterbot:LANGUAGE', 'chatterbot:LANGUAGE/CATEGORY' (the chatterbot-corpus package; "
+    "default english, every category)"
+)
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+def _existing(path: str, option: str) -> Path:
+    if not path:
+        raise ConfigError(f"option {option!r}: the source names no path; use {SOURCE_HELP}", option)
+    if not Path(path).exists():
+        raise NotFound(
+            f"option {option!r}: {path} does not exist; give an existing file or folder "
+            f"({SOURCE_HELP})",
+            option,
+        )
+    return Path(path)
+
+
+def _sft_source(arg: str, limit: int | None, skip_bad: bool, option: str) -> list[list[Message]]:
+    from alignloop.train.data import load_examples
+
+    return [e.messages for e in load_examples(_existing(arg, option), "sft", limit, skip_bad)]
+
+
+def _hh_rlhf_source(
+    arg: str, limit: int | None, skip_bad: bool, option: str
+) -> list[list[Message]]:
+    """The trainer's own pair parser: HH's shared prefix is the prompt, the chosen tail the
+    last assistant turn (robust to the stray "Human:" some HH replies hold)."""
+    from alignloop.train.data import load_examples
+
+    pairs = load_examples(_existing(arg, option), "pairs", limit, skip_bad)
+    return [[*p.prompt, {"role": "assistant", "content": p.chosen}] for p in pairs]
+
+
+def _diasafety_source(
+    arg: str, limit: int | None, skip_bad: bool, option: str
+) -> list[list[Message]]:
+    from alignloop.safety.data import load_safety_examples
+
+    examples = load_safety_examples(
+        _existing(arg, option), limit, require_label=False, skip_bad=skip_bad
+    )
+    return [[*e.context, {"role": "assistant", "content": e.response}] for e in examples]
+
+
+def _chatterbot_source(
+    arg: str, limit: int | None, skip_bad: bool, option: str
+) -> list[list[Message]]:
+    """`LANGUAGE[/CATEGORY]` (default english, every category); a lone line has no reply."""
+    from alignloop.corpora import chatterbot_categories, chatterbot_conversations
+
+    language, _, category = (arg or "english").partition("/")
+    try:
+        categories = [category] if category else chatterbot_categories(language)
+        talks = [t for c in categories for t in chatterbot_conversations(c, language)]
+    except NotFound as exc:
+        raise NotFound(f"option {option!r}: {exc.message}", option) from exc
+    roles = ("user", "assistant")
+    dialogues = [
+        [{"role": roles[i % 2], "content": text} for i, text in enumerate(talk)]
+        for talk in talks
+        if len(talk) >= 2
+    ]
+    return dialogues[:limit]
+
+
+Loader = Callable[[str, int | None, bool, str], list[list[Message]]]
+SOURCES: dict[str, Loader] = {
+    "sft": _sft_source,
+    "hh-rlhf": _hh_rlhf_source,
+    "diasafety": _diasafety_source,
+    "chatterbot": _chatterbot_source,
+}
+_SOURCE_NAME = re.compile(r"[A-Za-z][\w.-]*")
+
+
+def parse_source(spec: str, option: str = "data") -> tuple[str, str]:
+    """(source kind, argument) of a source spelling; a plain path is an SFT file."""
+    kind, sep, arg = spec.partition(":")
+    if kind in SOURCES:
+        return kind, arg
+    if sep and _SOURCE_NAME.fullmatch(kind) and not Path(spec).exists():
+        raise ConfigError(
+            f"option {option!r}: unknown source {kind!r} in {spec!r}; use {SOURCE_HELP}", option
+        )
+    return "sft", spec
+
+
+def load_dialogues(
+    spec: str, limit: int | None = None, skip_bad: bool = False, option: str = "data"
+) -> list[list[Message]]:
+    """The dialogues (lists of messages) of a source, checked as SFT rows: bad rows raise one
+    InvalidInput naming each row and its problem (or, with `skip_bad`, are left out)."""
+    from alignloop.train.data import RowError, parse_sft
+
+    kind, arg = parse_source(spec, option)
+    try:
+        dialogues = SOURCES[kind](arg, limit, skip_bad, option)
+    except InvalidInput as err:  # the readers name their option 'data' and 'skip_bad'
+        message = err.message.replace(
+            "(skip_bad leaves them out)", "(fix those rows, or skip_bad_rows leaves them out)"
+        )
+        raise InvalidInput(f"option {option!r}: {message}", option) from err
+    for number, messages in enumerate(dialogues, 1):
+        try:
+            parse_sft({"messages": messages})  # what the trainer will demand of each row
+        except RowError as err:  # a converter made a row the trainer would refuse
+            raise InvalidInput(
+                f"{spec}: dialogue {number}: {err.field} {err.problem}", option
+            ) from err
+    if not dialogues:
+        raise InvalidInput(f"option {option!r}: {spec} holds no dialogues", option)
+    return dialogues
+
+
+# --- baking ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BakeResult:
+    rows: list[dict[str, Any]]  # SFT rows: messages, origin ('data' | 'mix'), index [, replaced]
+    dialogues: int = 0
+    assistant_turns: int = 0
+    replaced_turns: int = 0
+    replaced_by_input: int = 0  # the last context turn fired (maybe the target too)
+    replaced_by_target: int = 0  # the target fired (maybe the input too)
+    replaced_by_both: int = 0
+    changed_dialogues: int = 0
+    scored_utterances: int = 0
+    mix_available: int = 0
+    mixed_rows: int = 0
+    out: Path | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "dialogues": self.dialogues,
+            "assistant_turns": self.assistant_turns,
+            "replaced_turns": self.replaced_turns,
+            "replaced_by_input": self.replaced_by_input,
+            "replaced_by_target": self.replaced_by_target,
+            "replaced_by_both": self.replaced_by_both,
+            "changed_dialogues": self.changed_dialogues,
+            "scored_utterances": self.scored_utterances,
+            "mix_available": self.mix_available,
+            "mixed_rows": self.mixed_rows,
+            "rows": len(self.rows),
+        }
+
+
+def _scored_messages(dialogues: Sequence[Sequence[Message]]) -> list[tuple[int, int]]:
+    """(dialogue, message) of every message the rule reads: each assistant turn and the turn
+    before it, once each, in order."""
+    keys = []
+    for d, messages in enumerate(dialogues):
+        needed = {k for k, m in enumerate(messages) if m["role"] == "assistant"}
+        needed |= {k - 1 for k in needed if k > 0}
+        keys.extend((d, j) for j in sorted(needed))
+    return keys
+
+
+def score_messages(
+    dialogues: Sequence[Sequence[Message]],
+    classifier: SafetyClassifier,
+    chunk_size: int = SCORE_CHUNK,
+    on_progress: OnProgress | None = None,
+) -> dict[tuple[int, int], float]:
+    """P(unsafe) of message j of dialogue d, said after the messages before it, for every
+    (d, j) the baking rule reads; one `score_batch` call per chunk of pairs."""
+    keys = _scored_messages(dialogues)
+    scores: dict[tuple[int, int], float] = {}
+    if on_progress:
+        on_progress("score", 0, len(keys), {})
+    for start in range(0, len(keys), chunk_size):
+        chunk = keys[start : start + chunk_size]
+        pairs = [(dialogues[d][:j], dialogues[d][j]["content"]) for d, j in chunk]
+        batch = classifier.score_batch(pairs)
+        if len(batch) != len(chunk):
+            raise InvalidInput(
+                f"classifier {classifier.name} returned {len(batch)} scores for {len(chunk)} pairs",
+                "classifier",
+            )
+        scores.update(zip(chunk, map(float, batch), strict=True))
+        if on_progress:
+            on_progress("score", len(scores), len(keys), {})
+    return scores
+
+
+def bake_dialogues(
+    dialogues: Sequence[Sequence[Message]],
+    classifier: SafetyClassifier,
+    threshold: float = 0.5,
+    canned: CannedReplies | str = "non_sequitur",
+    seed: int = 0,
+    mix: Sequence[Sequence[Message]] = (),
+    mix_weight: float = 1.0,
+    chunk_size: int = SCORE_CHUNK,
+    on_progress: OnProgress | None = None,
+) -> BakeResult:
+    """The baked dialogues (each assistant turn whose input or itself fires replaced by a canned
+    reply, every other message as it was), in input order, then `mix_weight` unmodified `mix`
+    dialogues per baked one (at most all of them), drawn without replacement by `seed`."""
+    if mix_weight < 0 or not math.isfinite(mix_weight):
+        raise InvalidInput(f"mix_weight must be a number >= 0, got {mix_weight}", "mix_weight")
+    canned = CannedReplies(canned) if isinstance(canned, str) else canned
+    scores = score_messages(dialogues, classifier, chunk_size, on_progress)
+    rng = random.Random(seed)
+    result = BakeResult(rows=[], dialogues=len(dialogues), scored_utterances=len(scores))
+    for d, messages in enumerate(dialogues):
+        baked = [{"role": m["role"], "content": m["content"]} for m in messages]
+        replaced = []
+        for k, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            result.assistant_turns += 1
+            p_input = scores[d, k - 1] if k > 0 else None
+            p_target = scores[d, k]
+            by_input = p_input is not None and p_input >= threshold
+            by_target = p_target >= threshold
+            if not (by_input or by_target):
+                continue
+            baked[k]["content"] = canned.pick(rng)
+            by = "both" if by_input and by_target else "input" if by_input else "target"
+            replaced.append({"turn": k, "by": by, "p_input": p_input, "p_target": p_target})
+            result.replaced_turns += 1
+            result.replaced_by_input += by_input
+            result.replaced_by_target += by_target
+            result.replaced_by_both += by_input and by_target
+        result.changed_dialogues += bool(replaced)
+        result.rows.append({"messages": baked, "origin": "data", "index": d, "replaced": replaced})
+    result.mix_available = len(mix)
+    wanted = min(math.floor(mix_weight * len(dialogues) + 0.5), len(mix)) if mix else 0
+    for i in sorted(random.Random(f"mix:{seed}").sample(range(len(mix)), wanted)):
+        messages = [{"role": m["role"], "content": m["content"]} for m in mix[i]]
+        result.rows.append({"messages": messages, "origin": "mix", "index": i})
+    result.mixed_rows = wanted
+    return result
+
+
+# --- config and the whole step --------------------------------------------------------------
+
+
+class BakeConfig(Settings):
+    """Build baked-in safety SFT data: every assistant turn whose last context turn or which
+    itself the classifier finds unsafe becomes a canned reply; mix in unmodified dialogues.
+    Train on the result with `alignloop train sft`."""
+
+    data: str = Field(..., description=f"Dialogues to bake: {SOURCE_HELP}.")
+    out: str = Field(
+        ...,
+        description="Output SFT rows (.jsonl; must not exist yet); counts and settings go "
+        "beside it in <out>.card.json.",
+    )
+    classifier: str = Field(
+        "profanity",
+        description="Safety classifier: a folder written by `alignloop safety train`, "
+        "'profanity', or (with db) the name of a registered classifier.",
+    )
+    db: str | None = Field(None, description="Store to look registered classifier names up in.")
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="P(unsafe) at or above which a turn counts as unsafe."
+    )
+    canned_reply: Literal["non_sequitur", "safe_response"] = Field(
+        "non_sequitur",
+        description="What replaces a triggered target: a topic change, or an apology.",
+    )
+    mix_data: str | None = Field(
+        None, description="Unmodified dialogues mixed in (same spellings as data); none: no mix."
+    )
+    mix_weight: float = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Unmodified mix_data dialogues per baked dialogue (drawn without "
+        "replacement, at most all of them).",
+    )
+    limit: int | None = Field(None, ge=1, description="Bake at most this many dialogues of data.")
+    skip_bad_rows: bool = Field(False, description="Leave bad data rows out instead of stopping.")
+    seed: int = Field(0, description="Seed of the canned replies' topics and the mix sample.")
+    chunk_size: int = Field(
+        SCORE_CHUNK, ge=1, description="(context, utterance) pairs scored per classifier call."
+    )
+
+    @field_validator("data", "mix_data")
+    @classmethod
+    def _known_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            try:
+                parse_source(value, info.field_name)
+            except ConfigError as err:
+                raise ValueError(err.message.partition(": ")[2]) from err
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _jsonl_out(cls, value: str) -> str:
+        if not value.endswith(".jsonl"):
+            raise ValueError(
+                f"must end with .jsonl (the format the SFT trainer reads), got {value}"
+            )
+        return value
+
+
+def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = None) -> BakeResult:
+    """Read the sources, bake, and write `config.out` plus `<out>.card.json`, whole or not at
+    all; any bad row or option stops it before anything is written."""
+    out = Path(config.out)
+    _refuse_existing(out)
+    say = on_progress or (lambda *_: None)
+    say("reading data", 0, 0, {})
+    dialogues = load_dialogues(config.data, config.limit, config.skip_bad_rows, "data")
+    mix = (
+        load_dialogues(config.mix_data, None, config.skip_bad_rows, "mix_data")
+        if config.mix_data
+        else []
+    )
+    say(f"loading classifier {config.classifier}", 0, 0, {})
+    from alignloop.safety.classifiers import load_classifier
+
+    classifier = load_classifier(config.classifier, config.db)
+    result = bake_dialogues(
+        dialogues,
+        classifier,
+        config.threshold,
+        config.canned_reply,
+        config.seed,
+        mix,
+        config.mix_weight,
+        config.chunk_size,
+        on_progress,
+    )
+    card = {
+        "format": CARD_FORMAT,
+        "kind": "baked-safety",
+        "counts": result.counts(),
+        "classifier": classifier.name,
+        "classifier_source": config.classifier,
+        "threshold": config.threshold,
+        "canned_reply": config.canned_reply,
+        "seed": config.seed,
+        "sources": {"data": config.data, "mix_data": config.mix_data},
+        "limit": config.limit,
+        "mix_weight": config.mix_weight,
+    }
+    say("writing", 0, 0, {})
+    write_baked(result, out, card)
+    return result
+
+
+def card_path(out: Path) -> Path:
+    return out.with_name(out.name + ".card.json")
+
+
+def _refuse_existing(out: Path) -> None:
+    if out.exists():
+        raise Conflict(
+            f"option 'out': {out} already exists; choose a new out path (or delete that file)",
+            "out",
+        )
+
+
+def write_baked(result: BakeResult, out: Path, card: dict[str, Any]) -> None:
+    """The rows as JSONL and the card beside them, each written to a temporary file and then
+    moved into place; an `out` that appeared meanwhile is never overwritten."""
+    _refuse_existing(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows)
+    payload = text.encode("utf-8")
+    card = {**card, "rows": len(result.rows), "sha256": hashlib.sha256(payload).hexdigest()}
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    partial.write_bytes(payload)
+    try:
+        os.link(partial, out)  # fails, rather than overwrite, where out exists
+    except FileExistsError:
+        _refuse_existing(out)
+    except OSError:  # a filesystem without hard links
+        _refuse_existing(out)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    card_file = card_path(out)
+    partial_card = card_file.with_name(f".{card_file.name}.partial-{os.getpid()}")
+    partial_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(partial_card, card_file)
+    result.out, result.card = out, card
