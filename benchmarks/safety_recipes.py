@@ -46,8 +46,9 @@ PUBLISHED = {  # SPEC.md §4, % of bot replies judged OK on the BAD test set (Bl
 
 
 def once(folder: Path, *args: str) -> Path:
-    """Run `alignloop ARGS --out folder` unless the folder is already there."""
-    if not folder.exists():
+    """Run `alignloop ARGS --out folder` unless it finished before (a trainer resumes from its
+    checkpoints; a classifier folder appears only when complete)."""
+    if not ((folder / "alignloop.json").exists() or (folder / "safety_classifier.json").exists()):
         started = time.time()
         alignloop(*args, "--out", str(folder))
         print(f"built {folder.name} in {time.time() - started:.0f} s", flush=True)
