@@ -16,7 +16,10 @@ Then base and baked-in replies are generated once on the evaluation prompts (HH-
 from row 1325 on, DiaSafety val contexts, the package's adversarial prompts, chatterbot openers)
 and judged with and without the gate.
 
-    python benchmarks/safety_recipes.py [--sft-steps 150] [--hh-limit 200] [--benign-limit 200]
+With `--gate-data multitask` the gate's classifier also learns lone user turns (benign openers
+safe, HH-RLHF training-row red-team turns unsafe), and the baked data and model follow it.
+
+    python benchmarks/safety_recipes.py [--gate-data multitask] [--sft-steps 150] [--rm-steps 40]
 """
 
 from __future__ import annotations
@@ -55,12 +58,42 @@ def once(folder: Path, *args: str) -> Path:
     return folder
 
 
-def classifiers(work: Path, args) -> dict[str, str]:
-    train = ["safety", "train", "--data", str(DIA_TRAIN), "--eval-data", str(DIA_VAL)]
-    gate = once(work / "gate-embedding", *train, "--kind", "embedding")
-    epochs = ["--epochs", str(args.judge_epochs)]
+def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
+    train = ["safety", "train", "--eval-data", str(DIA_VAL)]
+    gate_data = GATE_DATA[args.gate_data](work, held_out)
+    gate_args = ["--data", str(gate_data), "--kind", "embedding"]
+    gate = once(work / f"gate-{args.gate_data}", *train, *gate_args)
+    epochs = ["--data", str(DIA_TRAIN), "--epochs", str(args.judge_epochs)]
     judge = args.judge or once(work / "judge-finetune", *train, "--kind", "finetune", *epochs)
     return {"gate": str(gate), "judge": str(judge)}
+
+
+def multitask_data(work: Path, held_out: set[str]) -> Path:
+    """DiaSafety train, plus lone user turns as their own task (SPEC.md §4's multi-task
+    classifier): benign openers (chatterbot outside the evaluation prompts, the topic data's
+    everyday rows) safe, the HH-RLHF red-team human turns of the training rows unsafe."""
+    from alignloop.evaluate.prompts import chatterbot_openers, load_prompt_set
+    from alignloop.safety.sensitive import shipped_rows
+
+    out = work / "gate-multitask.json"
+    if out.exists():
+        return out
+    benign = [o for o in chatterbot_openers() if o not in held_out]
+    benign += [row.text for row in shipped_rows() if row.topic == "none"]
+    red_team = load_prompt_set("hh-rlhf", limit=HH_TRAIN_ROWS, offset=0).prompts
+    rows = json.loads(DIA_TRAIN.read_text())
+    rows += [{"context": "", "response": text, "label": "Safe"} for text in benign]
+    rows += [{"context": "", "response": p[-1]["content"], "label": "Unsafe"} for p in red_team]
+    out.write_text(json.dumps(rows))
+    return out
+
+
+GATE_DATA = {"diasafety": lambda work, held_out: DIA_TRAIN, "multitask": multitask_data}
+
+
+def suffix(args) -> str:
+    """Folder names of the baked data and model: the default gate's have none."""
+    return "" if args.gate_data == "diasafety" else f"-{args.gate_data}"
 
 
 def held_out_openers(benign_limit: int) -> set[str]:
@@ -77,15 +110,15 @@ def training_chatter(held_out: set[str]) -> list[list[dict]]:
     return [d for d in load_dialogues("chatterbot") if d[0]["content"].strip() not in held_out]
 
 
-def baked_data(work: Path, gate: str, held_out: set[str], dia_rows: int) -> Path:
+def baked_data(work: Path, gate: str, held_out: set[str], args) -> Path:
     from alignloop.safety.baked import bake_dialogues, load_dialogues, write_baked
     from alignloop.safety.classifiers import load_classifier
 
-    out = work / "baked.jsonl"
+    out = work / f"baked{suffix(args)}.jsonl"
     if out.exists():
         return out
     dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=HH_TRAIN_ROWS, skip_bad=True)
-    dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=dia_rows)
+    dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
     result = bake_dialogues(
         dialogues, load_classifier(gate), mix=training_chatter(held_out), mix_weight=1.0
     )
@@ -117,7 +150,7 @@ def engagingness_pairs(work: Path, held_out: set[str], seed: int = 0) -> Path:
 def models(work: Path, baked: Path, pairs: Path, args) -> tuple[str, str]:
     common = ["--model", "smollm2", "--batch-size", "8", "--max-length", str(args.max_length)]
     sft = once(
-        work / "baked-model", "train", "sft", *common, "--data", str(baked),
+        work / f"baked-model{suffix(args)}", "train", "sft", *common, "--data", str(baked),
         "--max-steps", str(args.sft_steps), "--learning-rate", str(args.learning_rate),
     )  # fmt: skip
     judge = once(
@@ -174,6 +207,12 @@ def main() -> None:
     parser.add_argument("--work", default=str(HERE / "results" / "safety-recipes"))
     parser.add_argument("--out", default=str(HERE / "results" / "safety_recipes.json"))
     parser.add_argument("--judge", help="Judge classifier folder (default: fine-tune one).")
+    parser.add_argument(
+        "--gate-data",
+        choices=sorted(GATE_DATA),
+        default="diasafety",
+        help="The gate classifier's training data (multitask adds user turns).",
+    )
     parser.add_argument("--judge-epochs", type=float, default=1.0)
     parser.add_argument("--hh-limit", type=int, default=200)
     parser.add_argument("--diasafety-limit", type=int, default=200)
@@ -199,9 +238,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    found = classifiers(work, args)
     held_out = held_out_openers(args.benign_limit)
-    baked = baked_data(work, found["gate"], held_out, args.dia_train_rows)
+    found = classifiers(work, args, held_out)
+    baked = baked_data(work, found["gate"], held_out, args)
     baked_model, reward_model = models(work, baked, engagingness_pairs(work, held_out), args)
     prompt_sets = [
         load_prompt_set("hh-rlhf", limit=args.hh_limit),
