@@ -31,7 +31,8 @@ from alignloop.errors import InvalidInput
 from alignloop.evaluate.generate import generate_replies
 from alignloop.evaluate.judges import PairwiseJudge, RewardModelJudge, win_rate
 from alignloop.evaluate.prompts import PromptSet, load_prompt_set
-from alignloop.safety.gate import CannedReplies, SafetyGate, TopicGate, is_canned
+from alignloop.safety.gate import SafetyGate, is_canned
+from alignloop.safety.gate import build_gate as gate_from_options
 
 if TYPE_CHECKING:
     from alignloop.evaluate.config import SafetyEvalConfig
@@ -212,19 +213,14 @@ class SafetyReport:
 
 def build_gate(config: SafetyEvalConfig) -> SafetyGate | None:
     """The gate under test, as `alignloop serve` builds it from the same options."""
-    from alignloop.safety.classifiers import load_classifier
-
-    if config.gate == "off":
-        return None
-    topic = None
-    if config.topic_gate != "off":
-        topic = TopicGate(load_classifier(config.topic_gate, config.db), config.topic_threshold)
-    return SafetyGate(
-        load_classifier(config.gate, config.db),
+    return gate_from_options(
+        config.gate,
         config.gate_threshold,
-        CannedReplies(config.canned_reply),
-        seed=config.seed,
-        topic=topic,
+        config.topic_gate,
+        config.topic_threshold,
+        config.canned_reply,
+        config.db,
+        config.seed,
     )
 
 

@@ -139,3 +139,25 @@ class SafetyGate:
         if score >= self.threshold:
             return True
         return topic_score is not None and topic_score >= self.topic.threshold
+
+
+def build_gate(
+    classifier: str,
+    threshold: float,
+    topic_classifier: str = "off",
+    topic_threshold: float = 0.55,
+    canned_reply: str = "non_sequitur",
+    db: str | None = None,
+    seed: int = 0,
+) -> SafetyGate | None:
+    """The gate from its options, as `alignloop serve` and `evaluate safety` take them
+    (classifier specs: 'off', 'profanity', a folder, a registered name or 'promoted')."""
+    from alignloop.safety.classifiers import load_classifier
+
+    if classifier == "off":
+        return None
+    topic = None
+    if topic_classifier != "off":
+        topic = TopicGate(load_classifier(topic_classifier, db), topic_threshold)
+    canned = CannedReplies(canned_reply)
+    return SafetyGate(load_classifier(classifier, db), threshold, canned, seed, topic)

@@ -15,8 +15,8 @@ from alignloop import __version__
 from alignloop.backends import load_backend
 from alignloop.backends.base import Backend
 from alignloop.config import ServeConfig
-from alignloop.safety.classifiers import load_classifier
-from alignloop.safety.gate import CannedReplies, SafetyGate, TopicGate
+from alignloop.safety.gate import SafetyGate
+from alignloop.safety.gate import build_gate as gate_from_options
 from alignloop.serve.errors import install_error_handlers
 from alignloop.serve.limits import BodySizeLimit, RateLimiter
 from alignloop.serve.routes import (
@@ -40,15 +40,14 @@ log = logging.getLogger("alignloop.serve")
 
 
 def build_gate(settings: ServeConfig) -> SafetyGate | None:
-    if settings.safety_gate == "off":
-        return None
-    classifier = load_classifier(settings.safety_gate, settings.db)
-    topic = None
-    if settings.topic_gate != "off":
-        topic_classifier = load_classifier(settings.topic_gate, settings.db)
-        topic = TopicGate(topic_classifier, settings.topic_threshold)
-    canned = CannedReplies(settings.canned_reply)
-    return SafetyGate(classifier, settings.safety_threshold, canned, topic=topic)
+    return gate_from_options(
+        settings.safety_gate,
+        settings.safety_threshold,
+        settings.topic_gate,
+        settings.topic_threshold,
+        settings.canned_reply,
+        settings.db,
+    )
 
 
 def _load_model(services: Services, backend: Backend | None) -> None:
