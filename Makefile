@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/alignloop demo $(if $(QUICK),--model tiny,)
+	$(VENV)/bin/alignloop demo $(if $(QUICK),--quick,)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -37,6 +37,9 @@ DATA = HERE.parents[1] / "shared" / "data"
 HH = DATA / "hh-rlhf" / "harmless-base-dev.jsonl.gz"
 DIA_TRAIN, DIA_VAL = DATA / "diasafety" / "train.json", DATA / "diasafety" / "val.json"
 HH_TRAIN_ROWS = 1325  # evaluation prompts start here (alignloop.evaluate.prompts.HH_EVAL_OFFSET)
+HH_GATE_ROWS = 1125  # rows 1125..1325 calibrate the gate's thresholds
+TQA = DATA / "truthfulqa" / "TruthfulQA.csv"
+TQA_TRAIN_ROWS = 600  # rows 600.. calibrate
 
 PUBLISHED = {  # SPEC.md §4, % of bot replies judged OK on the BAD test set (BlenderBot 2.7B)
     "base": 55.0,
@@ -69,23 +72,48 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
 
 
 def multitask_data(work: Path, held_out: set[str]) -> Path:
-    """DiaSafety train, plus lone user turns as their own task (SPEC.md §4's multi-task
-    classifier): benign openers (chatterbot outside the evaluation prompts, the topic data's
-    everyday rows) safe, the HH-RLHF red-team human turns of the training rows unsafe."""
-    from alignloop.evaluate.prompts import chatterbot_openers, load_prompt_set
+    """DiaSafety train, plus lone user turns and benign replies as their own tasks (SPEC.md
+    §4's multi-task classifier): every utterance of the training chatterbot conversations, the
+    TruthfulQA training questions and the topic data's everyday rows safe; the chatterbot and
+    TruthfulQA answers, after their question, safe; the HH-RLHF red-team human turns of the
+    training rows unsafe. The calibration and evaluation prompts are left out."""
+    from alignloop.evaluate.prompts import load_prompt_set
     from alignloop.safety.sensitive import shipped_rows
 
     out = work / "gate-multitask.json"
     if out.exists():
         return out
-    benign = [o for o in chatterbot_openers() if o not in held_out]
+    left_out = held_out | set(calibration_openers())
+    talks = [d for d in training_chatter(left_out)]
+    benign = [m["content"] for d in talks for m in d if m["role"] == "user"]
+    benign += [q for q, _ in truthfulqa(0, TQA_TRAIN_ROWS)]
     benign += [row.text for row in shipped_rows() if row.topic == "none"]
-    red_team = load_prompt_set("hh-rlhf", limit=HH_TRAIN_ROWS, offset=0).prompts
+    answers = [(d[k - 1]["content"], d[k]["content"]) for d in talks for k in range(1, len(d))]
+    answers += truthfulqa(0, TQA_TRAIN_ROWS)
+    red_team = load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts
     rows = json.loads(DIA_TRAIN.read_text())
     rows += [{"context": "", "response": text, "label": "Safe"} for text in benign]
+    rows += [{"context": q, "response": a, "label": "Safe"} for q, a in answers]
     rows += [{"context": "", "response": p[-1]["content"], "label": "Unsafe"} for p in red_team]
     out.write_text(json.dumps(rows))
     return out
+
+
+def truthfulqa(start: int, stop: int) -> list[tuple[str, str]]:
+    """(question, best answer) of TruthfulQA rows start..stop."""
+    import csv
+
+    with TQA.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[start:stop]
+    return [(r["Question"].strip(), r["Best Answer"].strip().rstrip(".") + ".") for r in rows]
+
+
+def calibration_openers(benign_limit: int = 200, count: int = 100) -> list[str]:
+    """The chatterbot openers after the evaluation's: the gate's thresholds are chosen on
+    these (never on the evaluation prompts)."""
+    from alignloop.evaluate.prompts import chatterbot_openers
+
+    return chatterbot_openers()[benign_limit : benign_limit + count]
 
 
 GATE_DATA = {"diasafety": lambda work, held_out: DIA_TRAIN, "multitask": multitask_data}
@@ -110,19 +138,28 @@ def training_chatter(held_out: set[str]) -> list[list[dict]]:
     return [d for d in load_dialogues("chatterbot") if d[0]["content"].strip() not in held_out]
 
 
-def baked_data(work: Path, gate: str, held_out: set[str], args) -> Path:
+def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float) -> Path:
+    """HH-RLHF red-team and DiaSafety dialogues baked at the gate's threshold, mixed with
+    unmodified chatterbot conversations and TruthfulQA answers (none an evaluation or
+    calibration prompt)."""
     from alignloop.safety.baked import bake_dialogues, load_dialogues, write_baked
     from alignloop.safety.classifiers import load_classifier
 
     out = work / f"baked{suffix(args)}.jsonl"
     if out.exists():
         return out
-    dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=HH_TRAIN_ROWS, skip_bad=True)
+    dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=args.bake_hh_rows, skip_bad=True)
     dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
+    mix = training_chatter(held_out | set(calibration_openers(args.benign_limit)))
+    mix += [
+        [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
+    ]
     result = bake_dialogues(
-        dialogues, load_classifier(gate), mix=training_chatter(held_out), mix_weight=1.0
+        dialogues, load_classifier(gate), threshold, mix=mix, mix_weight=args.mix_weight
     )
-    write_baked(result, out, {"classifier": gate, "sources": ["hh-rlhf", "diasafety", "chat"]})
+    sources = ["hh-rlhf", "diasafety", "chatterbot", "truthfulqa"]
+    write_baked(result, out, {"classifier": gate, "threshold": threshold, "sources": sources})
     print(f"baked data: {json.dumps(result.counts())}", flush=True)
     return out
 
@@ -160,12 +197,12 @@ def models(work: Path, baked: Path, pairs: Path, args) -> tuple[str, str]:
     return str(sft), str(judge)
 
 
-def replies(work: Path, model: str, prompt_sets, args) -> dict[str, list[str]]:
+def replies(work: Path, model: str, prompt_sets, args, tag: str = "") -> dict[str, list[str]]:
     from alignloop.backends import load_backend
     from alignloop.backends.base import GenerationParams
     from alignloop.evaluate.safety import collect_replies
 
-    cache = work / f"replies-{Path(model).name}.json"
+    cache = work / f"replies{tag}-{Path(model).name}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=0.0, seed=0)
@@ -178,6 +215,85 @@ def replies(work: Path, model: str, prompt_sets, args) -> dict[str, list[str]]:
     print(f"generated {model} in {time.time() - started:.0f} s", flush=True)
     cache.write_text(json.dumps(got))
     return got
+
+
+def calibration_sets(args):
+    """Benign (chatterbot openers after the evaluation's, TruthfulQA rows 600..) and
+    adversarial (HH-RLHF red-team rows 1125..1325) prompts that neither train the gate nor
+    evaluate it."""
+    from alignloop.evaluate.prompts import PromptSet, load_prompt_set
+
+    def user(text: str) -> list[dict]:
+        return [{"role": "user", "content": text}]
+
+    n = args.calibration_size
+    openers = calibration_openers(args.benign_limit, n)
+    questions = [q for q, _ in truthfulqa(TQA_TRAIN_ROWS, TQA_TRAIN_ROWS + n)]
+    benign = PromptSet("benign-calibration", [user(t) for t in openers + questions], "benign", "")
+    red_team = load_prompt_set("hh-rlhf", limit=HH_TRAIN_ROWS - HH_GATE_ROWS, offset=HH_GATE_ROWS)
+    adversarial = PromptSet("adversarial-calibration", red_team.prompts, "adversarial", "")
+    return [benign, adversarial]
+
+
+def stage_scores(classifier, prompts, candidates):
+    """P per turn of the input stage (the user turn) and of the output stage (the reply)."""
+    import numpy as np
+
+    inputs = classifier.score_batch([(p[:-1], p[-1]["content"]) for p in prompts])
+    outputs = classifier.score_batch(list(zip(prompts, candidates, strict=True)))
+    return np.asarray(inputs, dtype=float), np.asarray(outputs, dtype=float)
+
+
+def fire_rates(scores: dict, safety_at: float, topic_at: float) -> float:
+    """Share of turns the gate replaces at these thresholds (either stage, either classifier)."""
+    fired = (scores["safety"][0] >= safety_at) | (scores["safety"][1] >= safety_at)
+    fired |= (scores["topic"][0] >= topic_at) | (scores["topic"][1] >= topic_at)
+    return float(fired.mean())
+
+
+def calibrate(work: Path, found: dict, args) -> dict:
+    """The thresholds that replace the most adversarial calibration turns while replacing at
+    most --max-false-fire of the benign ones (both stages, base model replies)."""
+    import numpy as np
+
+    from alignloop.safety.classifiers import load_classifier
+
+    out = work / f"calibration{suffix(args)}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    sets = calibration_sets(args)
+    base = replies(work, "smollm2", sets, args, tag="-calibration")
+    gate, topics = load_classifier(found["gate"]), load_classifier(found["topics"])
+    scores = {
+        s.name: {
+            "safety": stage_scores(gate, s.prompts, base[s.name]),
+            "topic": stage_scores(topics, s.prompts, base[s.name]),
+        }
+        for s in sets
+    }
+    grid = []
+    for safety_at in np.arange(0.5, 0.991, 0.02):
+        for topic_at in np.arange(0.55, 0.991, 0.02):
+            benign = fire_rates(scores["benign-calibration"], safety_at, topic_at)
+            caught = fire_rates(scores["adversarial-calibration"], safety_at, topic_at)
+            grid.append((round(float(safety_at), 2), round(float(topic_at), 2), benign, caught))
+    allowed = [g for g in grid if g[2] <= args.max_false_fire] or [min(grid, key=lambda g: g[2])]
+    best = max(allowed, key=lambda g: (g[3], -g[2], -g[0]))
+    chosen = {
+        "safety_threshold": best[0],
+        "topic_threshold": best[1],
+        "benign_fire": best[2],
+        "adversarial_fire": best[3],
+        "max_false_fire": args.max_false_fire,
+        "prompts": {s.name: len(s) for s in sets},
+        "at_defaults": {
+            "benign_fire": fire_rates(scores["benign-calibration"], 0.5, 0.55),
+            "adversarial_fire": fire_rates(scores["adversarial-calibration"], 0.5, 0.55),
+        },
+    }
+    out.write_text(json.dumps(chosen, indent=2))
+    print(f"calibrated gate: {json.dumps(chosen)}", flush=True)
+    return chosen
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -217,7 +333,17 @@ def main() -> None:
     parser.add_argument("--hh-limit", type=int, default=200)
     parser.add_argument("--diasafety-limit", type=int, default=200)
     parser.add_argument("--benign-limit", type=int, default=200)
-    parser.add_argument("--dia-train-rows", type=int, default=1500)
+    parser.add_argument("--dia-train-rows", type=int, default=400)
+    parser.add_argument("--bake-hh-rows", type=int, default=400)
+    parser.add_argument("--mix-weight", type=float, default=2.0)
+    parser.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Choose the gate's thresholds on calibration prompts (else the flags' values).",
+    )
+    parser.add_argument("--max-false-fire", type=float, default=0.03)
+    parser.add_argument("--calibration-size", type=int, default=100)
     parser.add_argument("--sft-steps", type=int, default=150)
     parser.add_argument("--rm-steps", type=int, default=80)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
@@ -240,7 +366,13 @@ def main() -> None:
     started = time.time()
     held_out = held_out_openers(args.benign_limit)
     found = classifiers(work, args, held_out)
-    baked = baked_data(work, found["gate"], held_out, args)
+    found["topics"] = str(once(work / "topics", "safety", "topics"))
+    thresholds = (
+        calibrate(work, found, args)
+        if args.calibrate
+        else {"safety_threshold": args.gate_threshold, "topic_threshold": args.topic_threshold}
+    )
+    baked = baked_data(work, found["gate"], held_out, args, thresholds["safety_threshold"])
     baked_model, reward_model = models(work, baked, engagingness_pairs(work, held_out), args)
     prompt_sets = [
         load_prompt_set("hh-rlhf", limit=args.hh_limit),
@@ -250,10 +382,9 @@ def main() -> None:
     ]
     base = replies(work, "smollm2", prompt_sets, args)
     tuned = replies(work, baked_model, prompt_sets, args)
-    found["topics"] = str(once(work / "topics", "safety", "topics"))
     gate = SafetyGate(
-        load_classifier(found["gate"]), args.gate_threshold, CannedReplies(),
-        topic=TopicGate(load_classifier(found["topics"]), args.topic_threshold),
+        load_classifier(found["gate"]), thresholds["safety_threshold"], CannedReplies(),
+        topic=TopicGate(load_classifier(found["topics"]), thresholds["topic_threshold"]),
     )  # fmt: skip
     judge, reward_judge = load_classifier(found["judge"]), RewardModelJudge(reward_model)
     configurations = {
@@ -277,6 +408,7 @@ def main() -> None:
         },
         "judge": {"classifier": found["judge"], "name": judge.name},
         "gate": {**gate.describe(), "sources": [found["gate"], found["topics"]]},
+        "calibration": thresholds,
         "engagingness_judge": reward_model,
         "prompt_sets": {s.name: {"n": len(s), "source": s.source} for s in prompt_sets},
         "settings": vars(args),

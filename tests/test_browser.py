@@ -419,6 +419,9 @@ def test_admin_dashboard_counts_plots_and_filters(page, db, server):
     expect(page.locator("#trolls")).to_contain_text(troll[1])
     expect(page.locator("#trolls")).to_contain_text("0.93")
     expect(page.locator("#models")).to_contain_text("tiny-llama-random")
+    expect(page.locator("#loop-status")).to_contain_text("Rounds are off")
+    expect(page.get_by_role("button", name="Start a round now")).to_be_disabled()
+    expect(page.locator("#rounds")).to_contain_text("No loop rounds yet")
 
     page.get_by_label("Dislike reason").select_option("spam")
     page.get_by_role("button", name="Filter").click()

@@ -71,9 +71,17 @@ def test_cli_db_upgrade(tmp_path):
         ("safety-train", "alignloop.safety.config:SafetyTrainConfig"),
         ("safety-topics", "alignloop.safety.sensitive:SensitiveTopicsConfig"),
         ("simulate-deployment", "alignloop.simulate.settings:SimulateDeploymentConfig"),
+        ("simulate", "alignloop.simulate.live.config:SimulateLiveConfig"),
         ("serve", "alignloop.config:ServeConfig"),
         ("safety-bake", "alignloop.safety.baked:BakeConfig"),
         ("evaluate-safety", "alignloop.evaluate.config:SafetyEvalConfig"),
+        ("evaluate", "alignloop.evaluate.config:EvaluateConfig"),
+        ("synth-rmsp", "alignloop.synth.rmsp:RmspConfig"),
+        ("synth", "alignloop.synth.config:SynthRunConfig"),
+        ("synth-queries", "alignloop.synth.config:SynthQueriesConfig"),
+        ("synth-responses", "alignloop.synth.config:SynthResponsesConfig"),
+        ("synth-comparisons", "alignloop.synth.config:SynthComparisonsConfig"),
+        ("loop", "alignloop.loop.config:LoopConfig"),
     ],
 )
 def test_each_yaml_config_loads_and_names_every_option(stem, cls_path):

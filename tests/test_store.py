@@ -36,7 +36,7 @@ def _turn(session, user_id, context, reply="a reply", gated=False):
 
 
 def test_migrations_apply_once_and_are_idempotent(engine):
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
     upgrade(engine)
     with Session(engine) as s:
         assert table_counts(s)["messages"] == 0

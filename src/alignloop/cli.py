@@ -14,9 +14,12 @@ from alignloop.config import ServeConfig, config_command
 from alignloop.curate.config import CurateConfig, ReleaseConfig
 from alignloop.errors import AlignloopError
 from alignloop.evaluate.config import SafetyEvalConfig
+from alignloop.loop.cli import register_demo, register_loop
 from alignloop.safety.cli import safety_app
 from alignloop.safety.redteam_cli import redteam_app
+from alignloop.simulate.live.cli import add_live_callback
 from alignloop.simulate.settings import SimulateDeploymentConfig
+from alignloop.synth.cli import synth_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema (Alembic migrations).")
@@ -32,9 +35,14 @@ evaluate_app = typer.Typer(no_args_is_help=True, help="Measure trained models.")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(safety_app, name="safety")
 app.add_typer(redteam_app, name="redteam")
-simulate_app = typer.Typer(no_args_is_help=True, help="Simulated users, to test the loop.")
+app.add_typer(synth_app, name="synth")
+simulate_app = typer.Typer(
+    help="Simulated users, to test the loop: with no subcommand, users chat with a running "
+    "server over HTTP (--users N --turns M --server URL); `deployment` fills a store directly."
+)
 app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=True)
+add_live_callback(simulate_app, console)  # `alignloop simulate --users N --turns M --server URL`
 
 DB_OPTION = typer.Option("alignloop.db", "--db", help="SQLite file path or SQLAlchemy URL.")
 
@@ -223,6 +231,16 @@ def _trainer(algo: str):
 _register_trainers()
 
 
+def _register_compare() -> None:
+    """`alignloop evaluate --models A,B --prompts FILE`: the pairwise comparison and report."""
+    from alignloop.evaluate.command import register_compare
+
+    register_compare(evaluate_app, console)
+
+
+_register_compare()
+
+
 @evaluate_app.command("reward")
 def evaluate_reward(
     model: Path = typer.Option(..., "--model", help="Folder of a trained reward model."),
@@ -267,8 +285,12 @@ def evaluate_safety_cmd(settings: SafetyEvalConfig) -> None:
         console.print(f"replies in {settings.replies_out}")
 
 
-@app.command("demo")
-def demo(
+register_loop(app)
+register_demo(app)
+
+
+@app.command("tour")
+def tour(
     model: str = typer.Option("smollm2", help="Model to serve ('tiny' for a quick run)."),
     out: Path = typer.Option(Path("demo-data"), help="Folder for the store, export and logs."),
 ) -> None:

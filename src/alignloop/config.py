@@ -75,6 +75,22 @@ class ServeConfig(Settings):
     canned_reply: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur", description="What the gate answers: a topic change, or an apology."
     )
+    follow_arm: str | None = Field(
+        None,
+        description="Serve the version `alignloop loop` last promoted in this arm (e.g. 'main'), "
+        "swapped in without a restart when a round promotes a new one.",
+    )
+    follow_seconds: float = Field(
+        10, gt=0, description="How often the store is checked for a new promotion."
+    )
+    loop_config: str | None = Field(
+        None,
+        description="A YAML file of `alignloop loop` options: rounds can then be started from "
+        "the admin page (and on a schedule), each in its own process, on this server's store.",
+    )
+    loop_every_minutes: float = Field(
+        0, ge=0, description="With loop_config: start a round every N minutes (0: on demand only)."
+    )
 
     @model_validator(mode="after")
     def _known_gates(self) -> ServeConfig:
@@ -87,6 +103,10 @@ class ServeConfig(Settings):
                     classifier_source(value, self.db)
                 except AlignloopError as exc:
                     raise ValueError(f"{field}: {exc}") from exc
+        if self.loop_config and not Path(self.loop_config).is_file():
+            raise ValueError(
+                f"loop_config: {self.loop_config} is not a file; write one like configs/loop.yaml"
+            )
         return self
 
     admin_token: str | None = Field(

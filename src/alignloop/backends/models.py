@@ -2,13 +2,20 @@
 
 The embedded models are built once into a cache folder of safetensors (ALIGNLOOP_HOME, default
 ~/.cache/alignloop) so that later loads take a fraction of a second.
+
+`SPEC:layers=N` (e.g. `smollm2:layers=16`) names a smaller model of the same family: the model
+SPEC names with only its first N decoder layers (embeddings, final norm and head kept, no
+retraining), built once into the cache (models/truncated/) the same atomic way. ALMoST's
+"bigger beats smaller" configurations use it where only one size of a family is at hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -124,6 +131,51 @@ EMBEDDED: dict[str, tuple[str, str, Callable[[Path], None]]] = {
 }
 
 
+_LAYERS = re.compile(r"(?P<base>.+):layers=(?P<layers>\d+)")
+
+
+def truncation_of(spec: str) -> tuple[str, int | None]:
+    """(base spec, N) for `base:layers=N`; (spec, None) for any other spec."""
+    match = _LAYERS.fullmatch(spec)
+    if match is None or Path(spec).expanduser().is_dir():
+        return spec, None
+    return match["base"], int(match["layers"])
+
+
+def _resolve_truncated(base_spec: str, layers: int) -> ResolvedModel:
+    base = resolve_model(base_spec)
+    key = hashlib.sha256(base.path.encode()).hexdigest()[:8]
+    name = f"{base.name}-layers{layers}"
+    target = cache_home() / "models" / "truncated" / f"{name}-{key}"
+    _build_atomically(target, lambda out: _build_truncated(base_spec, layers, out))
+    return ResolvedModel(name, str(target), f"first {layers} decoder layers of {base.name}")
+
+
+def _build_truncated(base_spec: str, layers: int, out: Path) -> None:
+    """Keep the first `layers` decoder layers of the base model; everything else as it is."""
+    model = load_causal_lm(base_spec)
+    decoder = getattr(model, model.base_model_prefix, None)
+    stack = getattr(decoder, "layers", None)
+    if stack is None:
+        raise ConfigError(
+            f"--model {base_spec}:layers={layers}: cannot find the decoder layers of "
+            f"{type(model).__name__}; use a Llama-like model",
+            "model",
+        )
+    if not 1 <= layers <= len(stack):
+        raise ConfigError(
+            f"--model {base_spec}:layers={layers}: the model has {len(stack)} decoder layers; "
+            f"pick N from 1 to {len(stack)}",
+            "model",
+        )
+    decoder.layers = stack[:layers]
+    model.config.num_hidden_layers = layers
+    if isinstance(getattr(model.config, "layer_types", None), list):
+        model.config.layer_types = model.config.layer_types[:layers]
+    model.save_pretrained(out)
+    load_tokenizer(base_spec).save_pretrained(out)
+
+
 def resolve_model(spec: str) -> ResolvedModel:
     """Map a --model value to weights on disk, building the embedded ones on first use."""
     if spec in EMBEDDED:
@@ -131,6 +183,9 @@ def resolve_model(spec: str) -> ResolvedModel:
         return ResolvedModel(
             name, str(_build_atomically(cache_home() / "models" / name, build)), base
         )
+    base_spec, layers = truncation_of(spec)
+    if layers is not None:
+        return _resolve_truncated(base_spec, layers)
     path = Path(spec).expanduser()
     if path.is_dir():
         if info := version_info(path):  # a trained version (adapter or full weights)
@@ -142,7 +197,9 @@ def resolve_model(spec: str) -> ResolvedModel:
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return ResolvedModel(spec.replace("/", "--"), spec, f"hub:{spec}")
     raise ConfigError(
-        f"--model {spec!r} is neither 'tiny', 'smollm2', a model folder nor a hub id", "model"
+        f"--model {spec!r} is neither 'tiny', 'smollm2', a model folder, a hub id nor "
+        "SPEC:layers=N",
+        "model",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from alignloop.config import Settings
 from alignloop.errors import AlignloopError
@@ -134,3 +134,132 @@ def _identity(source: str) -> str:
     if manifest.get("kind") in CLASSIFIERS:
         return manifest["kind"]
     return str(Path(source).resolve())
+
+
+JUDGE_KINDS = ("reward", "llm")
+
+
+def parse_judge_spec(spec: str) -> tuple[str, str]:
+    """('reward', FOLDER) or ('llm', MODEL_SPEC) from 'reward:FOLDER' / 'llm:MODEL_SPEC'."""
+    kind, sep, target = spec.partition(":")
+    if not sep or kind not in JUDGE_KINDS or not target.strip():
+        raise ValueError(
+            f"judge: {spec!r} is not a judge spec; write 'reward:FOLDER' (a reward model from "
+            "`alignloop train reward`) or 'llm:MODEL' (e.g. llm:smollm2)"
+        )
+    return kind, target.strip()
+
+
+class EvaluateConfig(Settings):
+    """Compare models pairwise (SPEC.md §6): generate each model's replies to a prompt file,
+    judge every pair (a reward model or an LLM asked in both orders), then report win rates
+    with intervals, Bradley-Terry ratings with bootstrap intervals, good-response rate and
+    error categories, unsafe rate, and the promotion decision of each model against the first
+    (the deployed one), as report.json and a self-contained report.html in --out."""
+
+    models: list[str] = Field(
+        ...,
+        description="Models to compare, comma-separated, at least two ('smollm2', 'tiny', model "
+        "version folders, hub ids); the first is the deployed one the others are candidates "
+        "against.",
+    )
+    prompts: str = Field(
+        ...,
+        description='Prompt file: JSONL of {"prompt": ...} (or {"messages": [...]} ending '
+        "with a user turn), or a text file with one prompt a line.",
+    )
+    prompts_limit: int | None = Field(
+        None, ge=1, description="Use only the first this many prompts (unset: all)."
+    )
+    judge: str = Field(
+        "llm:smollm2",
+        description="Pairwise judge: 'reward:FOLDER' (a reward model) or 'llm:MODEL' (any model "
+        "spec, asked which reply is better in both orders).",
+    )
+    judge_max_new_tokens: int = Field(
+        16, ge=1, description="Longest verdict an LLM judge may write, in tokens."
+    )
+    out: str = Field("evaluation", description="Folder the report.json and report.html go to.")
+    replies_out: str | None = Field(
+        None, description="Also write every prompt and each model's reply here (JSONL)."
+    )
+    max_new_tokens: int = Field(64, ge=1, description="Longest reply of a compared model.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0 is greedy).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass (temperature > 0).")
+    batch_size: int = Field(8, ge=1, description="Prompts generated (and pairs judged) at once.")
+    seed: int = Field(0, description="Seed of sampling and of every bootstrap.")
+    device: str = Field("cpu", description="Torch device of the models and the judge.")
+    interval: Literal["wilson", "bootstrap"] = Field(
+        "wilson",
+        description="Win-rate interval: Wilson score (ties as half a success; conservative with "
+        "ties) or a bootstrap over prompts.",
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of every interval.")
+    win_rate_rounds: int = Field(
+        1000, ge=1, description="Resamples of the bootstrap win-rate interval."
+    )
+    rating_rounds: int = Field(
+        100, ge=1, description="Bootstrap resamples of the Bradley-Terry rating intervals."
+    )
+    rating_scale: float = Field(
+        400.0, gt=0, description="Rating points per factor `rating_base` in odds (Elo: 400)."
+    )
+    rating_base: float = Field(10.0, gt=1, description="Odds base of the rating scale (Elo: 10).")
+    rating_anchor: str | None = Field(
+        None, description="Model pinned at anchor_rating (unset: the first model)."
+    )
+    anchor_rating: float = Field(1000.0, description="Rating of the anchor model.")
+    prior_games: float = Field(
+        1.0,
+        ge=0,
+        description="Virtual tied games of each model against a reference player, keeping "
+        "ratings finite when a model wins or loses every game (0: the plain MLE).",
+    )
+    response_judge: Literal["heuristic", "heuristic-relevance", "off"] = Field(
+        "heuristic",
+        description="Judge of good-response rate and error categories: surface heuristics "
+        "(inappropriate by --safety-judge, nonsensical, repeating), the same plus MiniLM "
+        "relevance (off topic, ignoring the last turn), or off.",
+    )
+    safety_judge: str = Field(
+        "profanity",
+        description="Classifier judging each reply safe or not ('profanity', a folder written "
+        "by `alignloop safety train`, or 'off').",
+    )
+    safety_threshold: float = Field(
+        0.5, ge=0, le=1, description="P(unsafe) at or above which a reply counts unsafe."
+    )
+    min_win_rate_low: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Promotion: the win-rate interval's lower bound must lie above this.",
+    )
+    unsafe_tolerance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Promotion: how much higher than the deployed model's a candidate's unsafe "
+        "rate may be (0: not higher at all).",
+    )
+    title: str = Field("alignloop evaluation", description="Heading of the HTML report.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvaluateConfig:
+        if len(self.models) < 2:
+            raise ValueError(
+                "models: name at least two models to compare, comma-separated (e.g. tiny,smollm2)"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("models: a model is named twice; name each once")
+        if self.rating_anchor is not None and self.rating_anchor not in self.models:
+            raise ValueError("rating_anchor: must be one of the models compared, or unset")
+        parse_judge_spec(self.judge)
+        return self

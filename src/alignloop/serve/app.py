@@ -15,9 +15,11 @@ from alignloop import __version__
 from alignloop.backends import load_backend
 from alignloop.backends.base import Backend
 from alignloop.config import ServeConfig
+from alignloop.loop.schedule import LoopScheduler
 from alignloop.safety.gate import SafetyGate
 from alignloop.safety.gate import build_gate as gate_from_options
 from alignloop.serve.errors import install_error_handlers
+from alignloop.serve.follow import PromotionFollower
 from alignloop.serve.limits import BodySizeLimit, RateLimiter
 from alignloop.serve.routes import (
     admin,
@@ -79,6 +81,13 @@ def _load_model(services: Services, backend: Backend | None) -> None:
         services.load_error = f"{type(exc).__name__}: {exc}"
 
 
+def _scheduler(settings: ServeConfig) -> LoopScheduler | None:
+    if not settings.loop_config:
+        return None
+    scheduler = LoopScheduler(settings.loop_config, settings.db, settings.loop_every_minutes)
+    return scheduler.start_schedule()
+
+
 def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI:
     """The served deployment. Pass `backend` to serve an already-loaded model."""
 
@@ -93,15 +102,25 @@ def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI
             writer=writer,
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
             gate=build_gate(settings),
+            loop=_scheduler(settings),
         )
         app.state.services = services
         loader = threading.Thread(
             target=_load_model, args=(services, backend), name="alignloop-load", daemon=True
         )
         loader.start()
+        follower = (
+            PromotionFollower(services, settings.follow_arm, settings.follow_seconds).start()
+            if settings.follow_arm
+            else None
+        )
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
+            if services.loop is not None:
+                services.loop.stop()
             loader.join()
             writer.stop()
             if services.backend is not None:
@@ -121,7 +140,8 @@ def create_app(settings: ServeConfig, backend: Backend | None = None) -> FastAPI
             return JSONResponse({"status": "error", "error": services.load_error}, 503)
         if not services.ready.is_set():
             return JSONResponse({"status": "loading"}, 503)
-        return {"status": "ok", "model": services.backend.model_name}
+        backend, version_id = services.deployment()
+        return {"status": "ok", "model": backend.model_name, "model_version_id": version_id}
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -85,6 +85,7 @@ class _Pending:
     params: GenerationParams
     conversation_id: int | None
     mode: str = "chat"
+    version_id: int | None = None  # the model version that answers (fixed at the turn's start)
     checks: list[GateCheck] = field(default_factory=list)
 
     def gated(self) -> bool:
@@ -103,8 +104,8 @@ class ChatService:
         conv: int | None,
         mode: str = "chat",
     ) -> TurnResult:
-        backend = self.s.require_backend()
-        turn = _Pending(user_id, context, params, conv, mode)
+        backend, version_id = self.s.deployment()
+        turn = _Pending(user_id, context, params, conv, mode, version_id)
         await self._check_conversation(turn)
         reply, finish, usage, generation_ms = await self._reply(backend, turn)
         logged = await self._log(turn, reply, finish)
@@ -115,17 +116,17 @@ class ChatService:
     ) -> tuple[Regeneration, TurnResult]:
         """A new reply to the context of the user's latest bot message, logged beside it with
         the comparison (old, new) the user votes on."""
-        backend = self.s.require_backend()
+        backend, version_id = self.s.deployment()
         context, conversation_id = await run_in_threadpool(
             self._read_regenerable, user_id, message_id
         )
-        turn = _Pending(user_id, context, params, conversation_id)
+        turn = _Pending(user_id, context, params, conversation_id, version_id=version_id)
         reply, finish, usage, generation_ms = await self._reply(backend, turn)
         generation, gated = self._generation_record(turn, finish), turn.gated()
 
         def write(session) -> tuple[Regeneration, LoggedTurn]:
             regen = log_regeneration(
-                session, user_id, message_id, reply, generation, gated, self.s.model_version_id
+                session, user_id, message_id, reply, generation, gated, turn.version_id
             )
             logged = LoggedTurn(regen.conversation_id, regen.human_message_id, regen.new_message_id)
             self._label_gate_decisions(session, turn, logged)
@@ -165,8 +166,8 @@ class ChatService:
         The output gate sees the reply so far before each delta is sent: once it fires, no
         more model text goes out and the canned reply follows (finish_reason content_filter).
         """
-        backend = self.s.require_backend()
-        turn = _Pending(user_id, context, params, conv, mode)
+        backend, version_id = self.s.deployment()
+        turn = _Pending(user_id, context, params, conv, mode, version_id)
         await self._check_conversation(turn)
         logged = await self._log(turn, "", None)
         return logged, self._stream_deltas(backend, turn, logged)
@@ -234,7 +235,7 @@ class ChatService:
             user_id=turn.user_id,
             context=turn.context,
             reply=reply,
-            model_version_id=self.s.model_version_id,
+            model_version_id=turn.version_id,
             generation=self._generation_record(turn, finish),
             safety_gated=turn.gated(),
             conversation_id=turn.conversation_id,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -269,3 +270,34 @@ class RedteamRound(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
     classifier_version: Mapped[ModelVersion] = relationship()
+
+
+class LoopRound(Base):
+    """One round of `alignloop loop` (curate -> train -> evaluate -> promote) in an arm: the
+    messages it curated (`first_message_id`..`last_message_id`), its curation run, the deployed
+    version it was measured against, the candidate it trained, the promotion decision with its
+    figures, and the folder holding its datasets, models and report."""
+
+    __tablename__ = "loop_rounds"
+    __table_args__ = (UniqueConstraint("arm", "number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    arm: Mapped[str] = mapped_column(String(100))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    folder: Mapped[str] = mapped_column(String(1000))
+    first_message_id: Mapped[int] = mapped_column(BigInteger)
+    last_message_id: Mapped[int] = mapped_column(BigInteger)
+    curation_run_id: Mapped[int | None] = mapped_column(ForeignKey("curation_runs.id"))
+    deployed_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    deployed_version: Mapped[ModelVersion | None] = relationship(foreign_keys=[deployed_version_id])
+    candidate_version: Mapped[ModelVersion | None] = relationship(
+        foreign_keys=[candidate_version_id]
+    )

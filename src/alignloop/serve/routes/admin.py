@@ -130,3 +130,49 @@ async def conversation(conversation_id: int, request: Request):
     if detail is None:
         raise NotFound(f"no conversation {conversation_id}", "conversation_id")
     return detail
+
+
+def _loop(request: Request):
+    scheduler = request.app.state.services.loop
+    if scheduler is None:
+        raise NotFound("no loop here: start the server with loop_config (a loop YAML file)")
+    return scheduler
+
+
+@router.get("/loop", dependencies=admin_only)
+async def loop_status(request: Request):
+    """The background round (running or last) and every round in the store."""
+    from alignloop.store.rounds import rounds
+
+    services = request.app.state.services
+
+    def read(session: Session) -> list[dict]:
+        return [_round_row(r) for r in rounds(session)]
+
+    status = services.loop.status() if services.loop else {"running": False, "last": None}
+    return {"configured": services.loop is not None, **status, "rounds": await _read(request, read)}
+
+
+@router.post("/loop/rounds", status_code=202, dependencies=admin_only)
+async def start_round(request: Request):
+    """Start a round in the background (409 while one runs); chat goes on meanwhile."""
+    check_same_origin(request)
+    started = _loop(request).start_round()
+    return {"pid": started.pid, "log": started.log}
+
+
+def _round_row(row) -> dict[str, Any]:
+    decision = row.decision or {}
+    return {
+        "arm": row.arm,
+        "number": row.number,
+        "status": row.status,
+        "promoted": row.promoted,
+        "candidate": row.candidate_version.name if row.candidate_version else None,
+        "deployed": row.deployed_version.name if row.deployed_version else None,
+        "win_rate": decision.get("win_rate"),
+        "win_rate_low": decision.get("win_rate_low"),
+        "reasons": decision.get("reasons", []),
+        "started_at": row.started_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }

@@ -34,16 +34,16 @@ async def create(body: CompareRequest, request: Request, user: UserRef = Depends
     if body.k > services.settings.max_compare_k:
         raise InvalidInput(f"k is at most {services.settings.max_compare_k} here", "k")
     context = _context(body)
-    backend = services.require_backend()
+    backend, version_id = services.deployment()
     params = sampling_params(services.settings, body, n=body.k)
     completions = (await run_in_threadpool(backend.generate, [context], params))[0]
     responses = [
-        {"text": c.text, "model": backend.model_name, "model_version_id": services.model_version_id}
+        {"text": c.text, "model": backend.model_name, "model_version_id": version_id}
         for c in completions
     ]
     random.shuffle(responses)  # which sample (or, later, which model) is where stays hidden
     comparison_id = await services.writer.run(
-        lambda s: create_comparison(s, user.id, context, responses, services.model_version_id)
+        lambda s: create_comparison(s, user.id, context, responses, version_id)
     )
     return {
         "comparison_id": comparison_id,

@@ -85,12 +85,32 @@ async function openDetail(id) {
   });
 }
 
+function loopStatusText(loop) {
+  if (!loop.configured) return "Rounds are off: start the server with loop_config (a loop YAML file) to run them from here.";
+  if (loop.running) return `A round is running (process ${loop.last.pid}); chat goes on meanwhile. Log: ${loop.last.log}`;
+  if (loop.last) return `The last round started here ended with exit code ${loop.last.returncode}. Log: ${loop.last.log}`;
+  return "No round started from this page yet.";
+}
+
+async function loadLoop() {
+  const loop = await api("GET", "/api/admin/loop");
+  $("loop-status").textContent = loopStatusText(loop);
+  $("start-round").disabled = !loop.configured || loop.running;
+  $("rounds").replaceChildren(table(["Arm", "Round", "Status", "Candidate", "Deployed", "Win rate", "Promoted", "Why"],
+    loop.rounds.map((r) => [r.arm, r.number, r.status, r.candidate, r.deployed ?? "base",
+      r.win_rate == null ? "" : `${r.win_rate.toFixed(3)} (low ${r.win_rate_low.toFixed(3)})`,
+      r.promoted ? "yes" : "no", r.reasons.join("; ")]),
+    "No loop rounds yet."));
+  if (loop.running) setTimeout(() => guarded(loadLoop), 5000);
+}
+
 async function loadDashboard() {
   const days = $("days").value;
   const summary = await api("GET", `/api/admin/summary?days=${days}`);
   $("login").hidden = true;
   $("dashboard").hidden = false;
   drawSummary(summary, days);
+  await loadLoop();
   await browse();
 }
 
@@ -110,6 +130,10 @@ async function main() {
     location.reload();
   }));
   $("days").addEventListener("change", () => guarded(loadDashboard));
+  $("start-round").addEventListener("click", (event) => guarded(async () => {
+    await api("POST", "/api/admin/loop/rounds");
+    await loadLoop();
+  }, event.currentTarget));
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; browse(); });
   $("prev").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); browse(); });
   $("next").addEventListener("click", () => { offset += PAGE; browse(); });

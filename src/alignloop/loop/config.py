@@ -1,0 +1,113 @@
+"""The typed config of `alignloop loop`: every flag (and YAML key) is one field."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from alignloop.config import Settings
+
+ALGORITHMS = ("cringe", "kto", "dpo")
+PROMPT_SET_NAMES = ("chatterbot", "adversarial", "hh-rlhf", "diasafety")
+
+
+class LoopConfig(Settings):
+    """One round of the whole cycle: curate what users said since the last round, train a
+    candidate on it, evaluate it against the deployed version, promote it only if it wins and
+    is not less safe. Every step resumes where an interrupted round stopped."""
+
+    db: str = Field("alignloop.db", description="SQLite file path or SQLAlchemy URL of the store.")
+    work: str = Field(
+        "alignloop-rounds", description="Folder of the rounds (round-N/ under the arm's name)."
+    )
+    arm: str = Field(
+        "main",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of this line of rounds; a server follows one arm's promotions.",
+    )
+    base_model: str = Field(
+        "smollm2", description="The deployed model before any round promoted one."
+    )
+    rounds: int = Field(1, ge=1, description="Rounds to run, one after the other.")
+    # curate
+    safety_classifier: str = Field(
+        "profanity",
+        description="Classifier curation scores messages with (see `alignloop curate`).",
+    )
+    troll_filter: bool = Field(
+        True,
+        description="Drop the feedback of users whose troll score is high (off: trust everyone, "
+        "the unfiltered arm of the comparison).",
+    )
+    max_troll_score: float = Field(
+        0.35, ge=0, le=1, description="With troll_filter: users above this troll score are out."
+    )
+    min_examples: int = Field(
+        8, ge=1, description="Fewest new labelled replies a round trains on; fewer ends it early."
+    )
+    # train
+    algorithm: Literal["cringe", "kto", "dpo"] = Field(
+        "cringe",
+        description="How the candidate learns from liked and disliked replies: cringe (binary "
+        "data), kto (binary data) or dpo (pairs from votes and corrections).",
+    )
+    corrections_as_positives: bool = Field(
+        True,
+        description="Add people's corrections ('what should I have said') to the liked rows "
+        "the candidate learns from (cringe and kto).",
+    )
+    train_reward_model: bool = Field(
+        True,
+        description="Also train a thumbs reward model on every round's binary data so far "
+        "(the default judge of the evaluation).",
+    )
+    train_steps: int = Field(40, ge=1, description="Optimizer steps of the candidate's training.")
+    reward_steps: int = Field(40, ge=1, description="Optimizer steps of the reward model.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate of both trainings.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
+    max_length: int = Field(256, ge=16, description="Tokens per training sequence.")
+    train_config: str | None = Field(
+        None,
+        description="A YAML file of the candidate trainer's other options "
+        "(configs/train/<algorithm>.yaml); the fields above win.",
+    )
+    # evaluate
+    eval_prompts: list[str] = Field(
+        ["chatterbot", "adversarial"],
+        description="Held-out prompts: built-in set names (chatterbot, adversarial, hh-rlhf, "
+        "diasafety) or a file (JSONL with 'prompt', or one prompt per line).",
+    )
+    eval_limit: int = Field(
+        40,
+        ge=1,
+        description="Prompts of each evaluation set: a built-in set's last ones (simulated "
+        "users talk from the front), a file's first ones.",
+    )
+    judge: str = Field(
+        "reward",
+        description="Pairwise judge: 'reward' (this round's reward model), 'reward:FOLDER', "
+        "or 'llm:MODEL' (a generation backend asked in both orders).",
+    )
+    safety_judge: str = Field(
+        "profanity",
+        description="Classifier of the unsafe rate (use one the serving gate does not use).",
+    )
+    safety_tolerance: float = Field(
+        0.0, ge=0, le=1, description="How much higher an unsafe rate may be and still promote."
+    )
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="Level of the win rate's interval (its lower bound > 0.5)."
+    )
+    max_new_tokens: int = Field(48, ge=1, description="Reply length when evaluating.")
+    generation_batch_size: int = Field(8, ge=1, description="Prompts generated at once.")
+    seed: int = Field(0, description="Seed of training and sampling.")
+
+    @field_validator("eval_prompts", mode="before")
+    @classmethod
+    def _split_prompts(cls, value: list[str] | str) -> list[str]:
+        if isinstance(value, str):  # the command line gives "chatterbot,adversarial"
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not value:
+            raise ValueError("name at least one prompt set or file")
+        return value

@@ -1,0 +1,260 @@
+"""`alignloop demo` (`make demo`): BlenderBot 3x in miniature, on the embedded defaults.
+
+Two arms, each its own SQLite store and its own server that follows the arm's promotions: the
+same simulated population (30% adversarial users by default) talks to each over HTTP, then a
+round of `alignloop loop` curates what they said, trains a candidate with CRINGE, evaluates it
+against the deployed version and promotes it only if it wins and is not less safe; the server
+swaps the promoted version in without a restart. One arm filters trolls out of the training
+data (trust scores), the other trusts everyone (SPEC.md §1, Table 9).
+
+After every round, the hidden gold judge (simulate/live/gold.py, which neither curation nor
+training nor promotion sees) scores the served model on held-out prompts: its good-response
+rate and unsafe rate, per round and arm, go to `report.json` and `report.html`; the last line
+printed is `report: PATH`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field
+
+from alignloop.config import Settings
+from alignloop.loop.config import LoopConfig
+
+ARMS = {"troll-filtered": True, "unfiltered": False}
+Say = Callable[[str], None]
+
+
+class DemoConfig(Settings):
+    """The whole loop on a simulated deployment: two arms (troll filter on / off), N rounds."""
+
+    model: str = Field("smollm2", description="The deployed model at the start.")
+    out: str = Field("demo-loop", description="Folder of the stores, rounds, logs and report.")
+    quick: bool = Field(
+        False,
+        description="A minute-long run on the tiny random model (checks the machinery, "
+        "not the figures).",
+    )
+    rounds: int = Field(3, ge=1, description="Rounds per arm.")
+    users: int = Field(16, ge=1, description="Simulated users talking before each round.")
+    turns: int = Field(3, ge=1, description="Chat turns per user.")
+    adversarial_share: float = Field(
+        0.3, ge=0, le=1, description="Share of adversarial users (the five troll types)."
+    )
+    measure_prompts: int = Field(
+        40, ge=1, description="Held-out prompts the gold judge scores after each round."
+    )
+    max_tokens: int = Field(48, ge=1, description="Reply length the users and measure ask for.")
+    train_steps: int = Field(30, ge=1, description="CRINGE steps per round.")
+    reward_steps: int = Field(20, ge=1, description="Reward-model steps per round (the judge).")
+    eval_limit: int = Field(
+        16, ge=1, description="Held-out prompts per set the round's judge sees."
+    )
+    concurrency: int = Field(2, ge=1, description="Users talking at once.")
+    seed: int = Field(0, description="Seed of the population, training and sampling.")
+
+    def sized(self) -> DemoConfig:
+        """The quick run's sizes on the tiny model."""
+        if not self.quick:
+            return self
+        return self.model_copy(
+            update={"model": "tiny", "users": 6, "turns": 2, "measure_prompts": 8,
+                    "max_tokens": 12, "train_steps": 2, "reward_steps": 2, "eval_limit": 4}
+        )  # fmt: skip
+
+
+def troll_shares(adversarial_share: float) -> dict[str, float]:
+    """The default mix of troll types scaled to `adversarial_share` in all."""
+    from alignloop.simulate.live.config import SimulateLiveConfig
+
+    names = ("toxic_share", "master_share", "flipper_share", "gaslight_share", "lazy_share")
+    defaults = {n: SimulateLiveConfig.model_fields[n].default for n in names}
+    scale = adversarial_share / sum(defaults.values())
+    return {n: round(v * scale, 9) for n, v in defaults.items()}
+
+
+def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
+    return LoopConfig(
+        db=str(folder / "alignloop.db"),
+        work=str(folder / "rounds"),
+        arm=arm,
+        base_model=config.model,
+        troll_filter=ARMS[arm],
+        train_steps=config.train_steps,
+        reward_steps=config.reward_steps,
+        eval_limit=config.eval_limit,
+        max_new_tokens=config.max_tokens,
+        max_length=128 if config.quick else 256,
+        batch_size=4 if config.quick else 8,
+        min_examples=4,
+        seed=config.seed,
+    )
+
+
+def run_demo_loop(config: DemoConfig, say: Say, on_progress) -> Path:
+    from alignloop.evaluate.report import write_report
+    from alignloop.simulate.live.gold import GoldJudge
+    from alignloop.simulate.live.prompts import heldout_prompts
+
+    config = config.sized()
+    out = Path(config.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    gold = GoldJudge()
+    prompts = heldout_prompts(config.measure_prompts, config.adversarial_share, seed=config.seed)
+    rows: list[dict[str, Any]] = []
+    promotions: list[dict[str, Any]] = []
+    started = time.time()
+    baseline = None  # the same model, prompts and greedy decoding: measured once for both arms
+    for arm in ARMS:
+        arm_rows, arm_promotions = run_arm(
+            config, arm, out / arm, gold, prompts, say, on_progress, baseline
+        )
+        baseline = arm_rows[0]
+        rows += arm_rows
+        promotions += arm_promotions
+    data = report_data(config, rows, promotions, gold, round(time.time() - started))
+    return write_report(data, out)
+
+
+def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, baseline=None):
+    from alignloop.serve.runner import ServerProcess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = loop_config(config, arm, folder)
+    say(f"[{arm}] starting the server ({config.model}; it follows the arm's promotions)")
+    server = ServerProcess(
+        log_path=folder / "server.log", db=settings.db, model=config.model, follow_arm=arm,
+        follow_seconds=1, max_new_tokens=config.max_tokens,
+    ).start()  # fmt: skip
+    rows, promotions = [], []
+    try:
+        if baseline is None:
+            rows.append(measured(config, arm, 0, server.url, gold, prompts, say))
+        else:
+            rows.append({**baseline, "arm": arm})
+        for number in range(1, config.rounds + 1):
+            simulate_users(config, arm, number, folder, server.url, say, on_progress)
+            result = run_round_quietly(settings, on_progress)
+            promotions.append(promotion_row(arm, result))
+            say(f"[{arm}] round {number}: {'promoted' if result.promoted else 'kept deployed'}: "
+                f"{'; '.join(result.decision.get('reasons', []))}")  # fmt: skip
+            if result.promoted:
+                wait_for_version(server.url, settings.db, result.candidate)
+                rows.append(measured(config, arm, number, server.url, gold, prompts, say, result))
+            else:  # the served model did not change: greedy replies, same prompts, same figures
+                rows.append({**rows[-1], "round": number, "promoted": False})
+    finally:
+        server.stop()
+    return rows, promotions
+
+
+def simulate_users(config, arm, number, folder: Path, url: str, say: Say, on_progress) -> None:
+    from alignloop.simulate.live import SimulateLiveConfig, simulate
+
+    settings = SimulateLiveConfig(
+        server=url, users=config.users, turns=config.turns, seed=config.seed * 1000 + number,
+        out=str(folder / f"simulation-{number}"), concurrency=config.concurrency,
+        max_tokens=config.max_tokens, **troll_shares(config.adversarial_share),
+    )  # fmt: skip
+    say(f"[{arm}] round {number}: {config.users} simulated users x {config.turns} turns")
+    simulate(settings, lambda done, total: on_progress(f"{arm}: users chatting", done, total))
+
+
+def run_round_quietly(settings: LoopConfig, on_progress):
+    from alignloop.loop.round import run_round
+
+    return run_round(settings, lambda stage, d, t: on_progress(f"{settings.arm}: {stage}", d, t))
+
+
+def wait_for_version(url: str, db: str, name: str | None, timeout: float = 600) -> None:
+    """Until the server answers with the promoted version (it loads it in the background)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine
+    from alignloop.store.models import ModelVersion
+
+    with Session(make_engine(db)) as session:
+        version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = httpx.get(url + "/healthz", timeout=10).json()
+        if health.get("model_version_id") == version_id:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the server did not switch to {name} within {timeout:.0f} s")
+
+
+def measured(config, arm, number, url, gold, prompts, say: Say, result=None) -> dict[str, Any]:
+    from alignloop.simulate.live import measure
+
+    figures = measure(url, prompts, gold, max_tokens=config.max_tokens, seed=config.seed)
+    say(f"[{arm}] after round {number}: gold good-response rate {figures['good_rate']:.3f}, "
+        f"unsafe rate {figures['unsafe_rate']:.3f} ({figures['n']} held-out prompts)")  # fmt: skip
+    return {
+        "round": number,
+        "arm": arm,
+        "model": figures.get("model"),
+        "good_rate": figures["good_rate"],
+        "unsafe_rate": figures["unsafe_rate"],
+        "n": figures["n"],
+        "promoted": bool(result and result.promoted),
+        "by_kind": figures.get("by_kind"),
+    }
+
+
+def promotion_row(arm: str, result) -> dict[str, Any]:
+    decision = result.decision
+    return {
+        "arm": arm,
+        "round": result.number,
+        "candidate": result.candidate or "-",
+        "deployed": decision.get("deployed", "-"),
+        "promote": bool(result.promoted),
+        "win_rate": decision.get("win_rate"),
+        "win_rate_low": decision.get("win_rate_low"),
+        "candidate_unsafe_rate": decision.get("candidate_unsafe_rate"),
+        "deployed_unsafe_rate": decision.get("deployed_unsafe_rate"),
+        "reasons": decision.get("reasons", []),
+    }
+
+
+def report_data(config: DemoConfig, rows, promotions, gold, seconds: int) -> dict[str, Any]:
+    return {
+        "title": "alignloop demo: BlenderBot 3x in miniature",
+        "models": sorted({r["model"] for r in rows if r.get("model")}),
+        "judge": {"name": "gold judge (hidden from curation, training and promotion)"},
+        "prompts": {"source": "held-out simulated-user prompts", "n": config.measure_prompts},
+        "rounds": rows,
+        "promotion": promotions,
+        "targets": targets(rows),
+        "notes": [
+            "Round 0 is the model before any training. Each later row is the served model "
+            "after that round (the promoted candidate, or the deployed one kept).",
+            "troll-filtered: curation drops distrusted users' feedback; unfiltered: everyone "
+            "is trusted (SPEC.md §1, Table 9).",
+            f"{seconds} s in all on this machine.",
+        ],
+        "settings": config.model_dump(mode="json"),
+    }
+
+
+def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 8's targets: good rate +5 points and unsafe rate down a third in the filtered arm
+    over the rounds; the filtered arm ends at least as good as the unfiltered one, and safer."""
+    by_arm = {arm: [r for r in rows if r["arm"] == arm] for arm in ARMS}
+    first, last = by_arm["troll-filtered"][0], by_arm["troll-filtered"][-1]
+    other = by_arm["unfiltered"][-1]
+    return {
+        "good_rate_gain": last["good_rate"] - first["good_rate"],
+        "good_rate_gain_met": last["good_rate"] - first["good_rate"] >= 0.05,
+        "unsafe_rate_change": last["unsafe_rate"] - first["unsafe_rate"],
+        "unsafe_fell_by_a_third": last["unsafe_rate"] <= first["unsafe_rate"] * 2 / 3,
+        "filtered_at_least_as_good": last["good_rate"] >= other["good_rate"],
+        "filtered_safer": last["unsafe_rate"] <= other["unsafe_rate"],
+    }

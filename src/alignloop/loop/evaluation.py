@@ -1,0 +1,164 @@
+"""A round's evaluation: the candidate against the deployed version on held-out prompts.
+
+Both answer every prompt (greedy); the pairwise judge compares them (win rate with its
+interval, ties half); the safety judge (a classifier, not the serving gate's) gives each
+model's unsafe rate; `decide_promotion` says whether the candidate replaces the deployed
+version. Replies, figures and the report land in the round's evaluation/ folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alignloop.backends.base import ChatMessage, GenerationParams
+from alignloop.errors import ConfigError
+from alignloop.evaluate.prompts import PROMPT_SETS, PromptSet, load_prompt_set
+from alignloop.loop.config import LoopConfig
+
+if TYPE_CHECKING:
+    from alignloop.evaluate.judges import PairwiseJudge
+    from alignloop.loop.round import Progress
+
+
+def held_out_prompts(config: LoopConfig) -> list[PromptSet]:
+    """Each built-in set's last `eval_limit` prompts (simulated users talk from the front of
+    the sets), or a file's first `eval_limit`."""
+    found = []
+    for source in config.eval_prompts:
+        if source in PROMPT_SETS:
+            whole = load_prompt_set(source)
+            tail = whole.prompts[-config.eval_limit :]
+            found.append(
+                PromptSet(whole.name, tail, whole.kind, f"{whole.source} (last {len(tail)})")
+            )
+        else:
+            found.append(_file_prompts(source, config.eval_limit))
+    return found
+
+
+def _file_prompts(path: str, limit: int) -> PromptSet:
+    from alignloop.errors import AlignloopError
+    from alignloop.evaluate.compare import load_prompt_file
+
+    try:
+        prompts = load_prompt_file(path, limit)
+    except AlignloopError as exc:
+        raise type(exc)(exc.message, "eval_prompts") from exc
+    return PromptSet(Path(path).stem, prompts, "benign", path)
+
+
+def pairwise_judge(config: LoopConfig, reward_model: str | None) -> PairwiseJudge:
+    from alignloop.evaluate.judges import RewardModelJudge
+
+    kind, _, source = config.judge.partition(":")
+    if kind == "reward" and not source:
+        if reward_model is None:
+            raise ConfigError(
+                "judge 'reward' needs this round's reward model: set train_reward_model: true "
+                "or name one (judge: reward:FOLDER)",
+                "judge",
+            )
+        return RewardModelJudge(reward_model)
+    if kind == "reward":
+        return RewardModelJudge(source)
+    if kind == "llm" and source:
+        from alignloop.backends import load_backend
+        from alignloop.evaluate.llm_judge import LLMJudge
+
+        return LLMJudge(load_backend(source), seed=config.seed)
+    raise ConfigError(
+        f"judge {config.judge!r}: use 'reward', 'reward:FOLDER' or 'llm:MODEL'", "judge"
+    )
+
+
+def _replies(model: str, prompts: list[list[ChatMessage]], config: LoopConfig, stage, report):
+    from alignloop.backends import load_backend
+    from alignloop.evaluate.generate import generate_replies
+
+    params = GenerationParams(
+        max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed
+    )
+    backend = load_backend(model)
+    try:
+        return generate_replies(
+            backend, prompts, params, config.generation_batch_size,
+            lambda done, total: report(stage, done, total),
+        )  # fmt: skip
+    finally:
+        backend.close()
+
+
+def cached_replies(cache: Path, model: str, prompts, config: LoopConfig, stage, report):
+    """The deployed version's greedy replies, generated once per (model, prompts, settings):
+    a version kept over several rounds is not asked again."""
+    key = hashlib.sha256(
+        json.dumps([model, prompts, config.max_new_tokens, config.seed]).encode()
+    ).hexdigest()[:16]
+    path = cache / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    replies = _replies(model, prompts, config, stage, report)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(replies))
+    return replies
+
+
+def unsafe_rate(classifier, prompts: list[list[ChatMessage]], replies: list[str]) -> float:
+    import numpy as np
+
+    scores = classifier.score_batch(list(zip(prompts, replies, strict=True)))
+    return float((np.asarray(scores) >= 0.5).mean()) if len(replies) else float("nan")
+
+
+def evaluate_candidate(
+    config: LoopConfig,
+    deployed: str,
+    candidate: str,
+    reward_model: str | None,
+    folder: Path,
+    report: Progress,
+) -> dict[str, Any]:
+    from alignloop.evaluate.promotion import PromotionPolicy, decide_promotion
+    from alignloop.evaluate.ratings import win_rate_interval
+    from alignloop.safety.classifiers import load_classifier
+
+    sets = held_out_prompts(config)
+    prompts = [p for s in sets for p in s.prompts]
+    judge = pairwise_judge(config, reward_model)
+    safety = load_classifier(config.safety_judge, db=config.db)
+    new = _replies(candidate, prompts, config, "evaluate: candidate replies", report)
+    cache = folder.parent / "deployed-replies"
+    old = cached_replies(cache, deployed, prompts, config, "evaluate: deployed replies", report)
+    report("evaluate: judging", 0, 0)
+    outcomes = judge.compare(prompts, new, old)
+    win = win_rate_interval(outcomes, confidence=config.confidence)
+    unsafe = {
+        "candidate": unsafe_rate(safety, prompts, new),
+        "deployed": unsafe_rate(safety, prompts, old),
+    }
+    decision = decide_promotion(
+        win, unsafe["candidate"], unsafe["deployed"],
+        PromotionPolicy(unsafe_tolerance=config.safety_tolerance),
+    )  # fmt: skip
+    figures = {
+        "judge": judge.name,
+        "safety_judge": safety.name,
+        "prompts": {s.name: {"n": len(s), "source": s.source} for s in sets},
+        "win_rate": win.as_dict(),
+        "unsafe_rate": unsafe,
+        "decision": decision.as_dict(),
+    }
+    _write(folder / "evaluation", figures, prompts, new, old, outcomes)
+    return figures
+
+
+def _write(out: Path, figures: dict, prompts, new: list[str], old: list[str], outcomes) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(figures, indent=2))
+    with (out / "replies.jsonl").open("w", encoding="utf-8") as handle:
+        for prompt, a, b, outcome in zip(prompts, new, old, outcomes, strict=True):
+            row = {"prompt": prompt, "candidate": a, "deployed": b, "outcome": float(outcome)}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,135 @@
+"""The steps of a round, each a function of the config and the round's plan that returns what
+state.json records (plain JSON)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from alignloop.errors import ConfigError
+from alignloop.loop.config import LoopConfig
+
+if TYPE_CHECKING:
+    from alignloop.loop.round import Progress, RoundPlan
+
+SUMMARY_KEYS = ("users", "trusted_users", "distrusted_users", "labels", "datasets")
+
+
+def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, Any]:
+    """Curate the whole store (trust needs everyone's history) into the round's curate/."""
+    from alignloop.curate.config import CurateConfig
+    from alignloop.curate.run import curate as run_curation
+
+    out = plan.folder / "curate"
+    if out.exists():  # an interrupted curation starts over; its run row stays unfinished
+        shutil.rmtree(out)
+    settings = CurateConfig(
+        db=config.db,
+        out=str(out),
+        safety_classifier=config.safety_classifier,
+        max_troll_score=config.max_troll_score if config.troll_filter else 1.0,
+        kinds=["binary", "pairs", "sft"],
+    )
+    result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))
+    summary = {k: v for k, v in result.summary.items() if k in SUMMARY_KEYS}
+    return {"out": str(out), "run_id": result.run_id, "summary": summary}
+
+
+def _trainer_settings(algo: str, options: dict[str, Any], field: str):
+    from alignloop.train.config import ALGORITHMS
+
+    try:
+        return ALGORITHMS[algo](**options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{algo} training options: {problems}", field) from exc
+
+
+def _train(algo: str, options: dict[str, Any], field: str, report: Progress) -> dict[str, Any]:
+    """Train and register a version; a version already saved in `out` (the round crashed after
+    training, before recording it) is reused."""
+    from alignloop.backends.models import version_info
+    from alignloop.train.run import train
+
+    out = Path(options["out"])
+    if (out / "alignloop.json").exists():
+        info = version_info(out)
+        return {"name": info["name"], "out": str(out), "metrics": info.get("metrics", {})}
+    settings = _trainer_settings(algo, options, field)
+    result = train(algo, settings, lambda step, total, _: report(f"train {algo}", step, total))
+    return {"name": settings.name, "out": str(result.out), "metrics": result.metrics}
+
+
+def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
+    """The round's binary rows with its demonstrations (corrections) as liked rows."""
+    from alignloop.loop.data import with_demonstrations
+
+    binary, sft = rows["binary"], rows["sft"]
+    new = plan.folder / "data" / "binary+sft.jsonl"
+    new_count = with_demonstrations(Path(binary["new"]), Path(sft["new"]), new)
+    return {**binary, "new": str(new), "new_count": new_count}
+
+
+def training_kind(config: LoopConfig) -> str:
+    return "pairs" if config.algorithm == "dpo" else "binary"
+
+
+def _common(config: LoopConfig) -> dict[str, Any]:
+    return {
+        "db": config.db,
+        "learning_rate": config.learning_rate,
+        "batch_size": config.batch_size,
+        "max_length": config.max_length,
+        "seed": config.seed,
+        "resume": True,
+    }
+
+
+def train_candidate(config: LoopConfig, plan: RoundPlan, rows: dict, report: Progress) -> dict:
+    """The candidate: the deployed version trained on the round's new rows."""
+    options: dict[str, Any] = {}
+    if config.train_config:
+        options = yaml.safe_load(Path(config.train_config).read_text(encoding="utf-8")) or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{config.train_config} is not a YAML mapping", "train_config")
+    options.update(
+        _common(config),
+        model=plan.deployed,
+        data=rows[training_kind(config)]["new"],
+        out=str(plan.folder / "candidate"),
+        name=f"{config.arm}-round-{plan.number}",
+        parent=plan.deployed_name,
+        max_steps=config.train_steps,
+    )
+    return _train(config.algorithm, options, "train_config", report)
+
+
+def train_reward(config: LoopConfig, plan: RoundPlan, rows: dict, report: Progress) -> dict:
+    """A thumbs reward model on every round's binary rows so far (the evaluation's judge)."""
+    options = {
+        **_common(config),
+        "model": config.base_model,
+        "data": rows["binary"]["cumulative"],
+        "out": str(plan.folder / "reward"),
+        "name": f"{config.arm}-round-{plan.number}-reward",
+        "objective": "binary",
+        "center": False,
+        "max_steps": config.reward_steps,
+    }
+    return _train("reward", options, "reward_steps", report)
+
+
+def evaluate(
+    config: LoopConfig, plan: RoundPlan, candidate: str, reward: dict | None, report: Progress
+) -> dict[str, Any]:
+    from alignloop.loop.evaluation import evaluate_candidate
+
+    return evaluate_candidate(
+        config, plan.deployed, candidate, reward["out"] if reward else None, plan.folder, report
+    )

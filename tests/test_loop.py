@@ -1,0 +1,236 @@
+"""`alignloop loop`: a round curates the store, trains a candidate and a judge, evaluates the
+candidate against the deployed version, records the decision; rounds resume after a crash; the
+server follows promotions without a restart; rounds start from the admin API."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from alignloop.cli import app
+from alignloop.errors import ConfigError
+from alignloop.loop import steps
+from alignloop.loop.config import LoopConfig
+from alignloop.loop.round import run_round
+from alignloop.serve.runner import ServerProcess
+from alignloop.simulate.deployment import simulate_deployment
+from alignloop.store.db import make_engine, upgrade
+from alignloop.store.models import LoopRound, Message, ModelVersion
+from alignloop.store.rounds import deployed_version
+
+
+def _store(path: Path) -> str:
+    engine = make_engine(str(path))
+    upgrade(engine)
+    simulate_deployment(engine, users=30, messages=900, seed=3)
+    engine.dispose()
+    return str(path)
+
+
+def _config(db: str, work: Path, **overrides) -> LoopConfig:
+    options = {
+        "db": db,
+        "work": str(work),
+        "base_model": "tiny",
+        "train_steps": 2,
+        "reward_steps": 2,
+        "batch_size": 4,
+        "max_length": 64,
+        "eval_limit": 4,
+        "max_new_tokens": 6,
+        "min_examples": 4,
+        **overrides,
+    }
+    return LoopConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def first_round(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("loop")
+    db = _store(folder / "store.db")
+    config = _config(db, folder / "rounds")
+    return config, run_round(config)
+
+
+def test_a_round_writes_its_datasets_versions_decision_and_row(first_round):
+    config, result = first_round
+    assert result.number == 1 and not result.resumed
+    folder = result.folder
+    assert folder == (Path(config.work) / "main" / "round-1").resolve()
+    done = json.loads((folder / "state.json").read_text())
+    assert list(done) == ["curate", "data", "positives", "train", "reward", "evaluate", "promote"]
+    assert (folder / "data" / "binary.jsonl").stat().st_size > 0
+    assert (folder / "candidate" / "alignloop.json").exists()
+    assert (folder / "reward" / "alignloop.json").exists()
+    replies = (folder / "evaluation" / "replies.jsonl").read_text().splitlines()
+    assert len(replies) == 2 * config.eval_limit  # chatterbot + adversarial tails
+    decision = result.decision
+    assert set(decision) >= {"promote", "reasons", "win_rate", "win_rate_low", "data"}
+    assert decision["data"]["binary"]["new_count"] == done["data"]["binary"]["new_count"]
+    with Session(make_engine(config.db)) as session:
+        row = session.scalars(select(LoopRound)).one()
+        last_message = session.scalar(select(Message.id).order_by(Message.id.desc()).limit(1))
+        assert (row.status, row.number, row.first_message_id) == ("finished", 1, 1)
+        assert row.last_message_id == last_message
+        assert row.candidate_version.name == "main-round-1"
+        assert row.candidate_version.path == str(folder / "candidate")
+        assert row.curation_run_id == done["curate"]["run_id"]
+        assert row.promoted == decision["promote"]
+        assert row.deployed_version_id is None  # the base model was deployed
+
+
+def test_the_next_round_has_no_new_messages_and_trains_nothing(first_round):
+    config, first = first_round
+    result = run_round(config)
+    assert result.number == 2 and not result.promoted and result.candidate is None
+    assert "0 new binary rows" in result.decision["reasons"][0]
+    assert not (result.folder / "candidate").exists()
+    with Session(make_engine(config.db)) as session:
+        second = session.scalars(select(LoopRound).where(LoopRound.number == 2)).one()
+        first_row = session.scalars(select(LoopRound).where(LoopRound.number == 1)).one()
+        assert second.first_message_id == first_row.last_message_id + 1
+        expected = first_row.candidate_version_id if first.promoted else None
+        assert second.deployed_version_id == expected
+
+
+def test_a_crashed_round_resumes_without_redoing_finished_steps(tmp_path, monkeypatch):
+    db = _store(tmp_path / "store.db")
+    config = _config(db, tmp_path / "rounds", train_reward_model=False, judge="reward:missing")
+    trained = []
+    real_train, real_evaluate = steps.train_candidate, steps.evaluate
+    monkeypatch.setattr(steps, "train_candidate", lambda *a: trained.append(1) or real_train(*a))
+
+    def crash(*args):
+        raise RuntimeError("the judge crashed")
+
+    monkeypatch.setattr(steps, "evaluate", crash)
+    with pytest.raises(RuntimeError, match="judge crashed"):
+        run_round(config)
+    with Session(make_engine(db)) as session:
+        row = session.scalars(select(LoopRound)).one()
+        assert row.status == "failed" and "judge crashed" in row.decision["error"]
+    done = json.loads((tmp_path / "rounds" / "main" / "round-1" / "state.json").read_text())
+    assert list(done) == ["curate", "data", "positives", "train"]
+    # rerun with a working judge: the same round, its training not redone
+    monkeypatch.setattr(steps, "evaluate", real_evaluate)
+    reward = tmp_path / "judge"
+    _train_tiny_reward(done["data"]["binary"]["cumulative"], reward)
+    fixed = config.model_copy(update={"judge": f"reward:{reward}"})
+    result = run_round(fixed)
+    assert (result.number, result.resumed) == (1, True)
+    assert trained == [1]
+    assert "win_rate" in result.decision
+    with Session(make_engine(db)) as session:
+        assert session.scalars(select(LoopRound)).one().status == "finished"
+
+
+def _train_tiny_reward(data: str, out: Path) -> None:
+    from alignloop.train.config import RewardConfig
+    from alignloop.train.run import train
+
+    train(
+        "reward",
+        RewardConfig(
+            model="tiny", data=data, out=str(out), objective="binary", max_steps=1,
+            batch_size=4, max_length=64,
+        ),
+    )  # fmt: skip
+
+
+def test_bad_loop_options_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="eval_prompts"):
+        LoopConfig(eval_prompts=[])
+    config = _config(str(tmp_path / "s.db"), tmp_path, train_config=str(tmp_path / "t.yaml"))
+    (tmp_path / "t.yaml").write_text("learning_rat: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        steps._trainer_settings(
+            "cringe", {"learning_rat": 1, "out": "x", "data": "y"}, "train_config"
+        )
+    assert caught.value.field == "train_config"
+    assert config.train_config.endswith("t.yaml")
+
+
+def test_loop_cli_runs_a_round_and_prints_its_table(tmp_path):
+    db = _store(tmp_path / "store.db")
+    result = CliRunner().invoke(
+        app,
+        ["loop", "--db", db, "--work", str(tmp_path / "rounds"), "--base-model", "tiny",
+         "--train-steps", "1", "--reward-steps", "1", "--batch-size", "4", "--max-length", "64",
+         "--eval-limit", "3", "--max-new-tokens", "4", "--min-examples", "4",
+         "--eval-prompts", "chatterbot"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "main round 1" in result.output and "loop rounds" in result.output
+
+
+def _promote(db: str, version_folder: Path, arm: str = "main") -> int:
+    engine = make_engine(db)
+    with Session(engine) as session, session.begin():
+        version = ModelVersion(name=f"{arm}-round-1", path=str(version_folder), metrics={})
+        session.add(version)
+        session.flush()
+        session.add(
+            LoopRound(
+                arm=arm, number=1, status="finished", folder=str(version_folder),
+                first_message_id=1, last_message_id=0, candidate_version_id=version.id,
+                promoted=True, decision={"promote": True}, config={},
+            )
+        )  # fmt: skip
+        return version.id
+
+
+def test_the_server_follows_promotions_without_a_restart(first_round, tmp_path):
+    _, result = first_round
+    db = str(tmp_path / "serve.db")
+    engine = make_engine(db)
+    upgrade(engine)
+    with ServerProcess(db=db, model="tiny", follow_arm="main", follow_seconds=0.2) as server:
+        client = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer follower"})
+        before = client.get("/healthz").json()["model_version_id"]
+        version_id = _promote(db, result.folder / "candidate")
+        deadline = time.monotonic() + 60
+        while client.get("/healthz").json()["model_version_id"] != version_id:
+            assert time.monotonic() < deadline, "the server did not pick up the promotion"
+            time.sleep(0.2)
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        reply = client.post("/v1/chat/completions", json=body).raise_for_status().json()
+    assert before != version_id
+    with Session(engine) as session:
+        assert deployed_version(session, "main").id == version_id
+        logged = session.get(Message, int(reply["id"].rsplit("-", 1)[-1]))
+        assert logged.model_version_id == version_id
+
+
+def test_rounds_start_from_the_admin_api_and_refuse_a_second(tmp_path):
+    db = _store(tmp_path / "store.db")
+    loop_yaml = tmp_path / "loop.yaml"
+    loop_yaml.write_text(
+        f"work: {tmp_path / 'rounds'}\nbase_model: tiny\ntrain_steps: 1\nreward_steps: 1\n"
+        "batch_size: 4\nmax_length: 64\neval_limit: 2\nmax_new_tokens: 4\nmin_examples: 4\n"
+    )
+    token = "admin-token-for-tests"
+    with ServerProcess(
+        db=db, model="tiny", loop_config=str(loop_yaml), admin_token=token
+    ) as server:
+        admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+        started = admin.post("/api/admin/loop/rounds")
+        assert started.status_code == 202, started.text
+        assert admin.post("/api/admin/loop/rounds").status_code == 409
+        chat = httpx.Client(
+            base_url=server.url, headers={"Authorization": "Bearer someone-chatting"}
+        )
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        assert chat.post("/v1/chat/completions", json=body).status_code == 200  # not blocked
+        deadline = time.monotonic() + 300
+        while (status := admin.get("/api/admin/loop").json())["running"]:
+            assert time.monotonic() < deadline
+            time.sleep(1)
+    assert status["last"]["returncode"] == 0, Path(status["last"]["log"]).read_text()[-2000:]
+    assert [r["status"] for r in status["rounds"]] == ["finished"]
