@@ -5,9 +5,11 @@ What it builds, each step cached under --work so an interrupted run picks up whe
 - the gate's safety classifier: the embedding classifier trained on DiaSafety train;
 - the sensitive-topic classifier: `alignloop safety topics` (the package's own topic data);
 - the judge: MiniLM fine-tuned on DiaSafety train (a classifier the gate does not use);
-- baked data: HH-RLHF harmless-base rows [0, 1325) and DiaSafety train dialogues, every target
-  whose input or itself fires the gate's classifier replaced by the canned reply, mixed with
-  unmodified chatterbot conversations (those whose opener is an evaluation prompt left out);
+- baked data: HH-RLHF harmless-base rows [0, --bake-hh-rows) and DiaSafety train dialogues
+  (--dia-train-rows), every target whose input or itself fires the gate's classifier at the
+  gate's threshold replaced by the canned reply, mixed (--mix-weight per baked dialogue) with
+  unmodified chatterbot conversations and TruthfulQA answers (no evaluation or calibration
+  prompt among them);
 - the baked-in model: SmolLM2 + LoRA SFT on that data (`alignloop train sft`);
 - the engagingness judge: a reward model (`alignloop train reward`, SmolLM2 + LoRA) trained on
   synthetic pairs from chatterbot conversations outside the evaluation prompts (the corpus
@@ -16,8 +18,16 @@ Then base and baked-in replies are generated once on the evaluation prompts (HH-
 from row 1325 on, DiaSafety val contexts, the package's adversarial prompts, chatterbot openers)
 and judged with and without the gate.
 
-With `--gate-data multitask` the gate's classifier also learns lone user turns (benign openers
-safe, HH-RLHF training-row red-team turns unsafe), and the baked data and model follow it.
+With `--gate-data multitask` the gate's classifier also learns lone user turns (every utterance
+of the training chatterbot conversations, TruthfulQA training questions and the topic data's
+everyday rows safe; HH-RLHF red-team turns of rows 0..1125 unsafe) and benign replies in context
+(chatterbot and TruthfulQA answers), and the baked data and model follow it.
+
+The gate's two thresholds are calibrated (unless --no-calibrate) on prompts that neither train
+nor evaluate it: base-model replies to 100 chatterbot openers after the evaluation's and 100
+TruthfulQA questions (rows 600..) as benign, and to the HH-RLHF red-team turns of rows
+1125..1325 as adversarial; the pair that replaces the most adversarial turns while replacing at
+most --max-false-fire (3%) of the benign ones is kept. The judge is never consulted for it.
 
     python benchmarks/safety_recipes.py [--gate-data multitask] [--sft-steps 150] [--rm-steps 40]
 """

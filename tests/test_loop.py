@@ -69,6 +69,7 @@ def test_a_round_writes_its_datasets_versions_decision_and_row(first_round):
     assert (folder / "data" / "binary.jsonl").stat().st_size > 0
     assert (folder / "candidate" / "alignloop.json").exists()
     assert (folder / "reward" / "alignloop.json").exists()
+    assert (folder / "evaluation" / "report.html").exists()
     replies = (folder / "evaluation" / "replies.jsonl").read_text().splitlines()
     assert len(replies) == 2 * config.eval_limit  # chatterbot + adversarial tails
     decision = result.decision

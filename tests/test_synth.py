@@ -808,6 +808,19 @@ def test_comparisons_need_every_configuration(tmp_path):
     assert {p.name for p in out.iterdir()} == before  # nothing written
 
 
+def test_comparisons_take_only_the_queries_responses_answered(tmp_path):
+    """One configuration answered more queries than the others (a larger --max-queries
+    earlier): with max_queries the comparisons use the first queries only."""
+    settings = comparison_setup(tmp_path)
+    path = responses_path(tmp_path / "out", "B")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]))  # B answered q0 and q1 only
+    result = build_comparisons(settings.model_copy(update={"max_queries": 2}))
+    rankings = read_jsonl(tmp_path / "out" / "rankings.jsonl")
+    assert [r["query_id"] for r in rankings] == ["q0", "q1"]
+    assert result.summary["responses"]["total"] == 2 * 3
+
+
 def test_comparisons_on_tiny_model_responses(tmp_path, tiny_factory):
     queries = write_queries(tmp_path / "queries.jsonl", QUERIES)
     rubric = tiny_rubric(tmp_path)

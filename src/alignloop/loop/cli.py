@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 
 import typer
 from rich.console import Console
@@ -28,6 +30,8 @@ def demo_cmd(settings: DemoConfig) -> None:
     from alignloop.safety.cli import passive_omp_threads, progress_bar
 
     passive_omp_threads()
+    # A terminated demo stops its servers too (the `finally` blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with progress_bar() as bar:
         task = bar.add_task("demo", total=None, metrics="")
 

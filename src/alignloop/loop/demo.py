@@ -41,19 +41,19 @@ class DemoConfig(Settings):
         "not the figures).",
     )
     rounds: int = Field(3, ge=1, description="Rounds per arm.")
-    users: int = Field(16, ge=1, description="Simulated users talking before each round.")
+    users: int = Field(12, ge=1, description="Simulated users talking before each round.")
     turns: int = Field(3, ge=1, description="Chat turns per user.")
     adversarial_share: float = Field(
         0.3, ge=0, le=1, description="Share of adversarial users (the five troll types)."
     )
     measure_prompts: int = Field(
-        40, ge=1, description="Held-out prompts the gold judge scores after each round."
+        30, ge=1, description="Held-out prompts the gold judge scores after each round."
     )
     max_tokens: int = Field(48, ge=1, description="Reply length the users and measure ask for.")
     train_steps: int = Field(30, ge=1, description="CRINGE steps per round.")
     reward_steps: int = Field(20, ge=1, description="Reward-model steps per round (the judge).")
     eval_limit: int = Field(
-        16, ge=1, description="Held-out prompts per set the round's judge sees."
+        12, ge=1, description="Held-out prompts per set the round's judge sees."
     )
     concurrency: int = Field(2, ge=1, description="Users talking at once.")
     seed: int = Field(0, description="Seed of the population, training and sampling.")

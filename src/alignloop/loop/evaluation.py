@@ -152,7 +152,51 @@ def evaluate_candidate(
         "decision": decision.as_dict(),
     }
     _write(folder / "evaluation", figures, prompts, new, old, outcomes)
+    figures["report"] = str(round_report(figures, candidate, deployed, folder / "evaluation"))
     return figures
+
+
+def model_label(source: str) -> str:
+    """A trained version's registered name, else the spec as given."""
+    from alignloop.backends.models import version_info
+
+    if (Path(source) / "alignloop.json").exists():
+        return version_info(source).get("name", source)
+    return source
+
+
+def round_report(figures: dict[str, Any], candidate: str, deployed: str, out: Path) -> Path:
+    """The round's HTML report (report.json beside it): win rate, unsafe rates, decision."""
+    from alignloop.evaluate.report import write_report
+
+    names = {"candidate": model_label(candidate), "deployed": model_label(deployed)}
+    win = figures["win_rate"]
+    decision = figures["decision"]
+    data = {
+        "title": f"loop round: {names['candidate']} against {names['deployed']}",
+        "models": [names["candidate"], names["deployed"]],
+        "judge": figures["judge"],
+        "prompts": {"source": ", ".join(figures["prompts"]), "n": win["n"]},
+        "win_rates": [{"model_a": names["candidate"], "model_b": names["deployed"], **win}],
+        "safety": [
+            {
+                "model": names[k],
+                "n": win["n"],
+                "unsafe_rate": figures["unsafe_rate"][k],
+                "judge": figures["safety_judge"],
+            }
+            for k in ("candidate", "deployed")
+        ],
+        "promotion": [
+            {
+                "candidate": names["candidate"],
+                "deployed": names["deployed"],
+                "promote": decision["promote"],
+                "reasons": decision["reasons"],
+            }
+        ],
+    }
+    return write_report(data, out)
 
 
 def _write(out: Path, figures: dict, prompts, new: list[str], old: list[str], outcomes) -> None:

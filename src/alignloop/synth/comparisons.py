@@ -192,6 +192,8 @@ def build_comparisons(
     """Filter, rank and pair the responses; write the four files of the module docstring."""
     rubric = load_rubric(settings.rubric)
     queries = read_queries(settings.queries_path)
+    if settings.max_queries:  # the queries `synth responses --max-queries` answered
+        queries = queries[: settings.max_queries]
     responses = read_responses(settings.out_dir, rubric)
     answered = answered_queries(queries, responses, rubric)
     if not answered:

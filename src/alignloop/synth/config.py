@@ -173,6 +173,7 @@ class SynthComparisonsConfig(Settings):
     min_ranking_size: int = Field(
         2, ge=2, description="Write a K-way ranking only for queries with this many survivors."
     )
+    max_queries: int | None = SynthResponsesConfig.model_fields["max_queries"]
 
     @field_validator("unknown_phrases", "role_markers", mode="before")
     @classmethod
