@@ -44,6 +44,8 @@ bench: install
 	$(PY) benchmarks/safetymix.py
 	$(PY) benchmarks/curate_throughput.py
 	$(PY) benchmarks/safety_recipes.py
+	$(PY) benchmarks/synth_almost.py
+	$(PY) benchmarks/loop_demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,53 @@
+"""Issue 8's targets, measured: `alignloop demo` on the embedded defaults (SmolLM2, SQLite, 30%
+adversarial simulated users, 3 rounds, troll-filtered and unfiltered arms), timed, with the gold
+judge's good-response and unsafe rates per round and arm and the target checks, in one JSON.
+
+    python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import device_name
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(HERE / "results" / "loop_demo.json"))
+    parser.add_argument("--work", default=str(HERE / "results" / "loop-demo"))
+    parser.add_argument("--quick", action="store_true", help="The tiny model (machinery only).")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=None)
+    args = parser.parse_args()
+
+    from alignloop.loop.demo import DemoConfig, run_demo_loop
+
+    options = {"out": args.work, "quick": args.quick, "rounds": args.rounds}
+    if args.users:
+        options["users"] = args.users
+    started = time.time()
+    report = run_demo_loop(DemoConfig(**options), print, lambda *_: None)
+    data = json.loads((report.parent / "report.json").read_text())
+    result = {
+        "rounds": data["rounds"],
+        "promotion": data["promotion"],
+        "targets": data["targets"],
+        "seconds": round(time.time() - started),
+        "target_seconds": 30 * 60 if not args.quick else 3 * 60,
+        "report": str(report),
+        "settings": data["settings"],
+        "device": device_name(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["targets"]), f"{result['seconds']} s", sep="\n")
+
+
+if __name__ == "__main__":
+    main()
