@@ -39,6 +39,19 @@ def outcomes_from_scores(scores_a, scores_b) -> np.ndarray:
     return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5))
 
 
+def ties_and_differing(
+    prompts: Sequence, replies_a: Sequence[str], replies_b: Sequence[str]
+) -> tuple[np.ndarray, list[int]]:
+    """Every outcome a tie to start with, and the indices whose replies differ (the only ones a
+    judge needs to look at: identical replies are ties)."""
+    import numpy as np
+
+    if not len(prompts) == len(replies_a) == len(replies_b):
+        raise ValueError("prompts, replies_a and replies_b must have the same length")
+    differ = [i for i, (a, b) in enumerate(zip(replies_a, replies_b, strict=True)) if a != b]
+    return np.full(len(prompts), 0.5), differ
+
+
 def win_rate(outcomes) -> float:
     """Share of comparisons a won, ties counting half."""
     import numpy as np
@@ -66,14 +79,10 @@ class RewardModelJudge:
         replies_a: Sequence[str],
         replies_b: Sequence[str],
     ) -> np.ndarray:
-        import numpy as np
 
         from alignloop.evaluate.reward import reward_scores
 
-        if not len(prompts) == len(replies_a) == len(replies_b):
-            raise ValueError("prompts, replies_a and replies_b must have the same length")
-        outcomes = np.full(len(prompts), 0.5)
-        differ = [i for i, (a, b) in enumerate(zip(replies_a, replies_b, strict=True)) if a != b]
+        outcomes, differ = ties_and_differing(prompts, replies_a, replies_b)
         if differ:
             asked = [prompts[i] for i in differ]
             scores = reward_scores(

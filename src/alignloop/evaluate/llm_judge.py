@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Literal
 
 from alignloop.backends.base import Backend, ChatMessage, GenerationParams
 from alignloop.evaluate.generate import generate_replies
+from alignloop.evaluate.judges import ties_and_differing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,12 +131,8 @@ class LLMJudge:
         replies_a: Sequence[str],
         replies_b: Sequence[str],
     ) -> np.ndarray:
-        import numpy as np
 
-        if not len(prompts) == len(replies_a) == len(replies_b):
-            raise ValueError("prompts, replies_a and replies_b must have the same length")
-        outcomes = np.full(len(prompts), 0.5)
-        differ = [i for i, (a, b) in enumerate(zip(replies_a, replies_b, strict=True)) if a != b]
+        outcomes, differ = ties_and_differing(prompts, replies_a, replies_b)
         if not differ:
             return outcomes
         asked = [judge_messages(prompts[i], replies_a[i], replies_b[i]) for i in differ]
