@@ -51,10 +51,12 @@ def _file_prompts(path: str, limit: int) -> PromptSet:
 
 
 def pairwise_judge(config: LoopConfig, reward_model: str | None) -> PairwiseJudge:
+    """'reward' is this round's reward model; any other spec is read as `alignloop evaluate`
+    reads its --judge ('reward:FOLDER' or 'llm:MODEL')."""
+    from alignloop.evaluate.config import parse_judge_spec
     from alignloop.evaluate.judges import RewardModelJudge
 
-    kind, _, source = config.judge.partition(":")
-    if kind == "reward" and not source:
+    if config.judge == "reward":
         if reward_model is None:
             raise ConfigError(
                 "judge 'reward' needs this round's reward model: set train_reward_model: true "
@@ -62,16 +64,16 @@ def pairwise_judge(config: LoopConfig, reward_model: str | None) -> PairwiseJudg
                 "judge",
             )
         return RewardModelJudge(reward_model)
+    try:
+        kind, target = parse_judge_spec(config.judge)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}, or 'reward' (this round's reward model)", "judge") from exc
     if kind == "reward":
-        return RewardModelJudge(source)
-    if kind == "llm" and source:
-        from alignloop.backends import load_backend
-        from alignloop.evaluate.llm_judge import LLMJudge
+        return RewardModelJudge(target)
+    from alignloop.backends import load_backend
+    from alignloop.evaluate.llm_judge import LLMJudge
 
-        return LLMJudge(load_backend(source), seed=config.seed)
-    raise ConfigError(
-        f"judge {config.judge!r}: use 'reward', 'reward:FOLDER' or 'llm:MODEL'", "judge"
-    )
+    return LLMJudge(load_backend(target), seed=config.seed)
 
 
 def _replies(model: str, prompts: list[list[ChatMessage]], config: LoopConfig, stage, report):
