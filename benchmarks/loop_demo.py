@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=None)
     args = parser.parse_args()
-
+    # As `alignloop demo` does, before torch loads: this process's OpenMP workers would
+    # otherwise spin between operations and take the cores the server generates on.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
     options = {"out": args.work, "quick": args.quick, "rounds": args.rounds}

@@ -121,6 +121,22 @@ def test_curation_builds_each_dataset_from_trusted_consenting_users(store, tmp_p
     assert "[EMAIL]" in (out / "binary.jsonl").read_text()
 
 
+def test_a_correction_the_safety_classifier_flags_is_left_out(store, tmp_path):
+    engine, db, _ = store
+    with Session(engine) as s, s.begin():
+        other = user_for_token(s, "another-helper-token")
+        set_consent(s, other.id, True, True)
+        for question, correction in (("capital of France?", "Paris."), ("6 x 7?", "42, idiot.")):
+            turn = _chat(s, other, question, "I like turtles.")
+            add_feedback(s, other.id, turn.bot_message_id, "dislike", "other", correction)
+    # everyone trusted: only the classifier's reading of the correction can leave it out
+    out = curate(CurateConfig(db=str(db), out=str(tmp_path / "run"), max_troll_score=1.0)).out
+    replies = [r["messages"][-1]["content"] for r in _rows(out, "sft")]
+    assert "Paris." in replies and "42, idiot." not in replies
+    chosen = [r["chosen"] for r in _rows(out, "pairs")]
+    assert "Paris." in chosen and "42, idiot." not in chosen
+
+
 def test_the_run_its_trust_scores_and_datasets_are_recorded(store, tmp_path):
     engine, db, ids = store
     result = curate(CurateConfig(db=str(db), out=str(tmp_path / "run")))

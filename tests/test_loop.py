@@ -89,7 +89,7 @@ def test_a_round_writes_its_datasets_versions_decision_and_row(first_round):
 
 def test_the_next_round_has_no_new_messages_and_trains_nothing(first_round):
     config, first = first_round
-    result = run_round(config)
+    result = run_round(config.model_copy(update={"candidate_rows": "round"}))
     assert result.number == 2 and not result.promoted and result.candidate is None
     assert "0 new binary rows" in result.decision["reasons"][0]
     assert not (result.folder / "candidate").exists()
@@ -99,6 +99,32 @@ def test_the_next_round_has_no_new_messages_and_trains_nothing(first_round):
         assert second.first_message_id == first_row.last_message_id + 1
         expected = first_row.candidate_version_id if first.promoted else None
         assert second.deployed_version_id == expected
+
+
+def test_a_round_not_promoted_leaves_its_rows_to_the_next_candidate(tmp_path, monkeypatch):
+    db = _store(tmp_path / "store.db")
+    config = _config(db, tmp_path / "rounds", train_reward_model=False)
+    trained_on: list[list[str]] = []
+    verdicts = iter([False, True, False])
+
+    def train(config, plan, rows, report):
+        trained_on.append(Path(rows["binary"]["unlearned"]).read_text().splitlines())
+        return {"name": f"main-round-{plan.number}", "out": str(plan.folder), "metrics": {}}
+
+    def evaluate(*args):
+        return {"decision": {"promote": next(verdicts), "reasons": ["decided by the test"]}}
+
+    monkeypatch.setattr(steps, "train_candidate", train)
+    monkeypatch.setattr(steps, "evaluate", evaluate)
+    first = run_round(config)
+    assert not first.promoted and trained_on[0]
+    second = run_round(config)  # no new messages: it learns from round 1's rows again
+    assert second.promoted and trained_on[1] == trained_on[0]
+    rows = second.decision["data"]["binary"]
+    assert rows["new_count"] == 0 and rows["unlearned_count"] == len(trained_on[0])
+    third = run_round(config)  # the promoted version learned them: nothing left
+    assert third.candidate is None and "0 unlearned binary rows" in third.decision["reasons"][0]
+    assert len(trained_on) == 2
 
 
 def test_a_crashed_round_resumes_without_redoing_finished_steps(tmp_path, monkeypatch):

@@ -56,6 +56,10 @@ def curate(config: CurateConfig, on_stage: Stage | None = None) -> CurationResul
     tables.messages["p_unsafe"] = clock.stage(
         "safety", lambda: score_messages(tables.messages, classifier, config.score_batch_size)
     )
+    tables.feedback["p_unsafe"] = clock.stage(
+        "safety of corrections",
+        lambda: score_texts(tables.feedback["text"], classifier, config.score_batch_size),
+    )
     if config.reward_model:
         tables.messages["p_good"] = clock.stage(
             "reward", lambda: judge_replies(engine, tables.messages, config)
@@ -128,6 +132,17 @@ def score_messages(messages: pd.DataFrame, classifier, batch_size: int) -> np.nd
         chunk = pairs[start : start + batch_size]
         scores[start : start + len(chunk)] = classifier.score_batch(chunk)
     return scores[codes] if len(codes) else np.zeros(0)
+
+
+def score_texts(texts: pd.Series, classifier, batch_size: int) -> np.ndarray:
+    """P(unsafe) of each text on its own (NaN where there is none), each distinct text once."""
+    present = texts.fillna("").astype(str).str.strip()
+    distinct = [t for t in present.unique() if t]
+    scores = {}
+    for start in range(0, len(distinct), batch_size):
+        chunk = distinct[start : start + batch_size]
+        scores.update(zip(chunk, classifier.score_batch([([], t) for t in chunk]), strict=True))
+    return present.map(scores).astype(float).to_numpy()
 
 
 def judge_replies(engine: Engine, messages: pd.DataFrame, config: CurateConfig) -> np.ndarray:
@@ -212,9 +227,13 @@ def _corrections(
     tables: StoreTables, trusted: pd.Series, consenting: set, unsafe_threshold: float
 ) -> pd.DataFrame:
     """Trusted, consenting users' "what should I have said" answers, outside adversarial
-    conversations (their human messages are never targets)."""
+    conversations (their human messages are never targets), leaving out answers the safety
+    classifier finds unsafe (a troll who slipped through the trust scores writes "the answer
+    is 42, idiot")."""
     fb = tables.feedback
     answers = fb[(fb["kind"] == "dislike") & fb["text"].fillna("").str.strip().astype(bool)]
+    if "p_unsafe" in answers:
+        answers = answers[~(answers["p_unsafe"] >= unsafe_threshold)]
     answers = answers[
         answers["user_id"].map(trusted).eq(True) & answers["user_id"].isin(consenting)
     ]

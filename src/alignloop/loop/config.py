@@ -52,19 +52,32 @@ class LoopConfig(Settings):
         description="How the candidate learns from liked and disliked replies: cringe (binary "
         "data), kto (binary data) or dpo (pairs from votes and corrections).",
     )
+    candidate_rows: Literal["since_deployed", "round"] = Field(
+        "since_deployed",
+        description="What the candidate learns from: every row since the deployed version's "
+        "round (a round that was not promoted leaves its rows to the next), or only this "
+        "round's.",
+    )
     corrections_as_positives: bool = Field(
         True,
         description="Add people's corrections ('what should I have said') to the liked rows "
-        "the candidate learns from (cringe and kto).",
+        "the candidate (cringe and kto) and the reward model learn from.",
     )
     train_reward_model: bool = Field(
         True,
         description="Also train a thumbs reward model on every round's binary data so far "
         "(the default judge of the evaluation).",
     )
+    reward_base: str | None = Field(
+        None,
+        description="Model the reward model starts from (default: base_model); a truncated "
+        "one such as 'smollm2:layers=10' trains about 4x faster.",
+    )
     train_steps: int = Field(40, ge=1, description="Optimizer steps of the candidate's training.")
     reward_steps: int = Field(40, ge=1, description="Optimizer steps of the reward model.")
-    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate of both trainings.")
+    learning_rate: float = Field(
+        3e-4, gt=0, description="Peak learning rate of both trainings (LoRA adapters)."
+    )
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
     max_length: int = Field(256, ge=16, description="Tokens per training sequence.")
     train_config: str | None = Field(

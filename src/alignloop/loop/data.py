@@ -1,6 +1,8 @@
 """A round's training rows: curation reads the whole store (trust needs every user's history),
 then a round keeps the rows whose messages all lie in its message range (new since the last
-round) and, for the reward model, every row up to the end of its range."""
+round), the rows the deployed version has not learned from (since the round that promoted it:
+a round that was not promoted leaves its rows to the next candidate) and, for the reward model,
+every row up to the end of its range."""
 
 from __future__ import annotations
 
@@ -15,16 +17,20 @@ import pandas as pd
 class RoundRows:
     kind: str
     new: Path  # rows whose messages all came in this round
+    unlearned: Path  # rows whose messages all came after the deployed version's last round
     cumulative: Path  # rows of every round so far
     new_count: int
+    unlearned_count: int
     cumulative_count: int
 
     def as_dict(self) -> dict:
         return {
             "kind": self.kind,
             "new": str(self.new),
+            "unlearned": str(self.unlearned),
             "cumulative": str(self.cumulative),
             "new_count": self.new_count,
+            "unlearned_count": self.unlearned_count,
             "cumulative_count": self.cumulative_count,
         }
 
@@ -38,19 +44,23 @@ def _read_rows(curated: Path, kind: str) -> tuple[list[str], pd.DataFrame]:
     return lines, provenance
 
 
-def split_round_rows(curated: Path, kind: str, first: int, last: int, out: Path) -> RoundRows:
-    """Write `<kind>.jsonl` (rows of messages first..last) and `<kind>-all.jsonl` (rows of
-    messages up to last) into `out`."""
+def split_round_rows(
+    curated: Path, kind: str, since: int, first: int, last: int, out: Path
+) -> RoundRows:
+    """Write `<kind>.jsonl` (rows of messages first..last), `<kind>-unlearned.jsonl` (rows of
+    messages since..last; `since` <= `first`) and `<kind>-all.jsonl` (rows of messages up to
+    last) into `out`."""
     lines, provenance = _read_rows(curated, kind)
     lowest = provenance["message_ids"].map(lambda ids: min(ids, default=0))
     highest = provenance["message_ids"].map(lambda ids: max(ids, default=0))
     in_round = provenance["row"][(lowest >= first) & (highest <= last)].tolist()
+    unlearned = provenance["row"][(lowest >= since) & (highest <= last)].tolist()
     so_far = provenance["row"][highest <= last].tolist()
     out.mkdir(parents=True, exist_ok=True)
-    new, cumulative = out / f"{kind}.jsonl", out / f"{kind}-all.jsonl"
-    _write_lines(new, [lines[i] for i in in_round])
-    _write_lines(cumulative, [lines[i] for i in so_far])
-    return RoundRows(kind, new, cumulative, len(in_round), len(so_far))
+    paths = [out / f"{kind}{suffix}.jsonl" for suffix in ("", "-unlearned", "-all")]
+    for path, rows in zip(paths, (in_round, unlearned, so_far), strict=True):
+        _write_lines(path, [lines[i] for i in rows])
+    return RoundRows(kind, *paths, len(in_round), len(unlearned), len(so_far))
 
 
 def with_demonstrations(binary: Path, sft: Path, out: Path) -> int:

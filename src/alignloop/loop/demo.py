@@ -50,8 +50,21 @@ class DemoConfig(Settings):
         30, ge=1, description="Held-out prompts the gold judge scores after each round."
     )
     max_tokens: int = Field(48, ge=1, description="Reply length the users and measure ask for.")
-    train_steps: int = Field(30, ge=1, description="CRINGE steps per round.")
-    reward_steps: int = Field(20, ge=1, description="Reward-model steps per round (the judge).")
+    redteam_share: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of simulated users who red-team: they probe the bot with "
+        "adversarial prompts and label each reply safe or unsafe (trolls among them falsely).",
+    )
+    train_steps: int = Field(12, ge=1, description="CRINGE steps per round.")
+    reward_steps: int = Field(14, ge=1, description="Reward-model steps per round (the judge).")
+    reward_base: str | None = Field(
+        "smollm2:layers=10",
+        description="The judge's reward model starts from this (None: the deployed model's "
+        "base); SmolLM2 cut to 10 layers trains about 4x faster and judges as well here.",
+    )
+    max_length: int = Field(192, ge=16, description="Tokens per training sequence.")
     eval_limit: int = Field(
         12, ge=1, description="Held-out prompts per set the round's judge sees."
     )
@@ -64,7 +77,8 @@ class DemoConfig(Settings):
             return self
         return self.model_copy(
             update={"model": "tiny", "users": 6, "turns": 2, "measure_prompts": 8,
-                    "max_tokens": 12, "train_steps": 2, "reward_steps": 2, "eval_limit": 4}
+                    "max_tokens": 12, "train_steps": 2, "reward_steps": 2, "eval_limit": 4,
+                    "reward_base": None, "max_length": 128}
         )  # fmt: skip
 
 
@@ -84,12 +98,13 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         work=str(folder / "rounds"),
         arm=arm,
         base_model=config.model,
+        reward_base=config.reward_base,
         troll_filter=ARMS[arm],
         train_steps=config.train_steps,
         reward_steps=config.reward_steps,
         eval_limit=config.eval_limit,
         max_new_tokens=config.max_tokens,
-        max_length=128 if config.quick else 256,
+        max_length=config.max_length,
         batch_size=4 if config.quick else 8,
         min_examples=4,
         seed=config.seed,
@@ -138,10 +153,12 @@ def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, bas
         else:
             rows.append({**baseline, "arm": arm})
         for number in range(1, config.rounds + 1):
+            started = time.monotonic()
             simulate_users(config, arm, number, folder, server.url, say, on_progress)
             result = run_round_quietly(settings, on_progress)
             promotions.append(promotion_row(arm, result))
-            say(f"[{arm}] round {number}: {'promoted' if result.promoted else 'kept deployed'}: "
+            say(f"[{arm}] round {number}: {'promoted' if result.promoted else 'kept deployed'} "
+                f"after {time.monotonic() - started:.0f} s: "
                 f"{'; '.join(result.decision.get('reasons', []))}")  # fmt: skip
             if result.promoted:
                 wait_for_version(server.url, settings.db, result.candidate)
@@ -159,7 +176,8 @@ def simulate_users(config, arm, number, folder: Path, url: str, say: Say, on_pro
     settings = SimulateLiveConfig(
         server=url, users=config.users, turns=config.turns, seed=config.seed * 1000 + number,
         out=str(folder / f"simulation-{number}"), concurrency=config.concurrency,
-        max_tokens=config.max_tokens, **troll_shares(config.adversarial_share),
+        max_tokens=config.max_tokens, redteam_share=config.redteam_share,
+        **troll_shares(config.adversarial_share),
     )  # fmt: skip
     say(f"[{arm}] round {number}: {config.users} simulated users x {config.turns} turns")
     simulate(settings, lambda done, total: on_progress(f"{arm}: users chatting", done, total))

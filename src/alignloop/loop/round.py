@@ -24,7 +24,7 @@ from alignloop.loop.data import label_counts, split_round_rows
 from alignloop.loop.state import RoundState
 from alignloop.store.db import make_engine, upgrade
 from alignloop.store.models import LoopRound, ModelVersion
-from alignloop.store.rounds import fail_round, finish_round, open_round
+from alignloop.store.rounds import fail_round, finish_round, open_round, unlearned_since
 
 log = logging.getLogger("alignloop.loop")
 Progress = Callable[[str, int, int], None]
@@ -51,6 +51,7 @@ class RoundPlan:
     folder: Path
     first_message_id: int
     last_message_id: int
+    unlearned_from_message_id: int  # first message after the deployed version's round
     deployed: str  # model folder or spec
     deployed_name: str
 
@@ -94,6 +95,7 @@ def _open(engine, config: LoopConfig) -> tuple[RoundPlan, bool]:
             Path(row.folder),
             row.first_message_id,
             row.last_message_id,
+            unlearned_since(session, config.arm),
             _deployed_source(deployed, config),
             deployed.name if deployed else config.base_model,
         )
@@ -120,20 +122,20 @@ def _steps(config: LoopConfig, plan: RoundPlan, state: RoundState, report: Progr
         "data",
         lambda: {
             kind: split_round_rows(
-                Path(curated["out"]), kind, plan.first_message_id, plan.last_message_id,
-                plan.folder / "data",
+                Path(curated["out"]), kind, plan.unlearned_from_message_id,
+                plan.first_message_id, plan.last_message_id, plan.folder / "data",
             ).as_dict()
             for kind in ("binary", "pairs", "sft")
         },
     )  # fmt: skip
     if config.corrections_as_positives:
         rows["binary"] = state.step("positives", lambda: steps.add_demonstrations(plan, rows))
-    kind = steps.training_kind(config)
-    labelled = rows[kind]["new_count"]
+    kind, part = steps.training_kind(config), steps.training_part(config)
+    labelled = rows[kind][f"{part}_count"]
     if labelled < config.min_examples:
         decision = {
             "promote": False,
-            "reasons": [f"{labelled} new {kind} rows (min_examples {config.min_examples})"],
+            "reasons": [f"{labelled} {part} {kind} rows (min_examples {config.min_examples})"],
             "data": rows,
         }
         return _finish(config, plan, state, curated, None, decision), None
@@ -146,7 +148,7 @@ def _steps(config: LoopConfig, plan: RoundPlan, state: RoundState, report: Progr
         lambda: steps.evaluate(config, plan, candidate["out"], judge_model, report),
     )
     decision = {**evaluation["decision"], "data": rows, "labels": label_counts(
-        Path(rows["binary"]["new"])
+        Path(rows["binary"][part])
     )}  # fmt: skip
     _finish(config, plan, state, curated, candidate, decision)
     return decision, candidate["name"]

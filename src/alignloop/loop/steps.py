@@ -67,17 +67,27 @@ def _train(algo: str, options: dict[str, Any], field: str, report: Progress) -> 
 
 
 def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
-    """The round's binary rows with its demonstrations (corrections) as liked rows."""
+    """The binary rows with the demonstrations (corrections) as liked rows, for each of the
+    round's sets (this round's, not yet learned, every round's): the candidate and the reward
+    model both learn from what people said the bot should have said."""
     from alignloop.loop.data import with_demonstrations
 
     binary, sft = rows["binary"], rows["sft"]
-    new = plan.folder / "data" / "binary+sft.jsonl"
-    new_count = with_demonstrations(Path(binary["new"]), Path(sft["new"]), new)
-    return {**binary, "new": str(new), "new_count": new_count}
+    merged = dict(binary)
+    for part, suffix in (("new", ""), ("unlearned", "-unlearned"), ("cumulative", "-all")):
+        out = plan.folder / "data" / f"binary+sft{suffix}.jsonl"
+        merged[f"{part}_count"] = with_demonstrations(Path(binary[part]), Path(sft[part]), out)
+        merged[part] = str(out)
+    return merged
 
 
 def training_kind(config: LoopConfig) -> str:
     return "pairs" if config.algorithm == "dpo" else "binary"
+
+
+def training_part(config: LoopConfig) -> str:
+    """Which of a round's row sets the candidate learns from (see LoopConfig.candidate_rows)."""
+    return "unlearned" if config.candidate_rows == "since_deployed" else "new"
 
 
 def _common(config: LoopConfig) -> dict[str, Any]:
@@ -92,7 +102,8 @@ def _common(config: LoopConfig) -> dict[str, Any]:
 
 
 def train_candidate(config: LoopConfig, plan: RoundPlan, rows: dict, report: Progress) -> dict:
-    """The candidate: the deployed version trained on the round's new rows."""
+    """The candidate: the deployed version trained on the rows it has not learned from (or
+    only this round's, by config)."""
     options: dict[str, Any] = {}
     if config.train_config:
         options = yaml.safe_load(Path(config.train_config).read_text(encoding="utf-8")) or {}
@@ -101,7 +112,7 @@ def train_candidate(config: LoopConfig, plan: RoundPlan, rows: dict, report: Pro
     options.update(
         _common(config),
         model=plan.deployed,
-        data=rows[training_kind(config)]["new"],
+        data=rows[training_kind(config)][training_part(config)],
         out=str(plan.folder / "candidate"),
         name=f"{config.arm}-round-{plan.number}",
         parent=plan.deployed_name,
@@ -114,7 +125,7 @@ def train_reward(config: LoopConfig, plan: RoundPlan, rows: dict, report: Progre
     """A thumbs reward model on every round's binary rows so far (the evaluation's judge)."""
     options = {
         **_common(config),
-        "model": config.base_model,
+        "model": config.reward_base or config.base_model,
         "data": rows["binary"]["cumulative"],
         "out": str(plan.folder / "reward"),
         "name": f"{config.arm}-round-{plan.number}-reward",

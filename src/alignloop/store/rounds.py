@@ -25,15 +25,26 @@ def rounds(session: Session, arm: str | None = None) -> list[LoopRound]:
     return list(session.scalars(query))
 
 
-def deployed_version(session: Session, arm: str) -> ModelVersion | None:
-    """The candidate of the arm's latest promoted round; None while nothing was promoted."""
-    promoted = session.scalars(
+def last_promoted_round(session: Session, arm: str) -> LoopRound | None:
+    return session.scalars(
         select(LoopRound)
         .where(LoopRound.arm == arm, LoopRound.promoted.is_(True))
         .order_by(LoopRound.number.desc())
         .limit(1)
     ).first()
+
+
+def deployed_version(session: Session, arm: str) -> ModelVersion | None:
+    """The candidate of the arm's latest promoted round; None while nothing was promoted."""
+    promoted = last_promoted_round(session, arm)
     return promoted.candidate_version if promoted else None
+
+
+def unlearned_since(session: Session, arm: str) -> int:
+    """The first message the arm's deployed version has not learned from: the one after the
+    range of the round that promoted it (1 while the base model is deployed)."""
+    promoted = last_promoted_round(session, arm)
+    return promoted.last_message_id + 1 if promoted else 1
 
 
 def newest_message_id(session: Session) -> int:
