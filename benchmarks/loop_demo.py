@@ -2,7 +2,7 @@
 adversarial simulated users, 3 rounds, troll-filtered and unfiltered arms), timed, with the gold
 judge's good-response and unsafe rates per round and arm and the target checks, in one JSON.
 
-    python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12]
+    python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12] [--seed 0]
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="The tiny model (machinery only).")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="Population, training and sampling.")
     args = parser.parse_args()
     # As `alignloop demo` does, before torch loads: this process's OpenMP workers would
     # otherwise spin between operations and take the cores the server generates on.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
-    options = {"out": args.work, "quick": args.quick, "rounds": args.rounds}
+    options = {"out": args.work, "quick": args.quick, "rounds": args.rounds, "seed": args.seed}
     if args.users:
         options["users"] = args.users
     started = time.time()
