@@ -232,8 +232,7 @@ def _corrections(
     is 42, idiot")."""
     fb = tables.feedback
     answers = fb[(fb["kind"] == "dislike") & fb["text"].fillna("").str.strip().astype(bool)]
-    if "p_unsafe" in answers:
-        answers = answers[~(answers["p_unsafe"] >= unsafe_threshold)]
+    answers = answers[answers["p_unsafe"] < unsafe_threshold]
     answers = answers[
         answers["user_id"].map(trusted).eq(True) & answers["user_id"].isin(consenting)
     ]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# A round's row sets and their files' suffixes (<kind><suffix>.jsonl).
+PARTS = {"new": "", "unlearned": "-unlearned", "cumulative": "-all"}
+
 
 @dataclass(frozen=True)
 class RoundRows:
@@ -57,7 +60,7 @@ def split_round_rows(
     unlearned = provenance["row"][(lowest >= since) & (highest <= last)].tolist()
     so_far = provenance["row"][highest <= last].tolist()
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{kind}{suffix}.jsonl" for suffix in ("", "-unlearned", "-all")]
+    paths = [out / f"{kind}{suffix}.jsonl" for suffix in PARTS.values()]
     for path, rows in zip(paths, (in_round, unlearned, so_far), strict=True):
         _write_lines(path, [lines[i] for i in rows])
     return RoundRows(kind, *paths, len(in_round), len(unlearned), len(so_far))

@@ -70,11 +70,11 @@ def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
     """The binary rows with the demonstrations (corrections) as liked rows, for each of the
     round's sets (this round's, not yet learned, every round's): the candidate and the reward
     model both learn from what people said the bot should have said."""
-    from alignloop.loop.data import with_demonstrations
+    from alignloop.loop.data import PARTS, with_demonstrations
 
     binary, sft = rows["binary"], rows["sft"]
     merged = dict(binary)
-    for part, suffix in (("new", ""), ("unlearned", "-unlearned"), ("cumulative", "-all")):
+    for part, suffix in PARTS.items():
         out = plan.folder / "data" / f"binary+sft{suffix}.jsonl"
         merged[f"{part}_count"] = with_demonstrations(Path(binary[part]), Path(sft[part]), out)
         merged[part] = str(out)
