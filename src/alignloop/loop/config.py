@@ -63,6 +63,17 @@ class LoopConfig(Settings):
         description="Add people's corrections ('what should I have said') to the liked rows "
         "the candidate (cringe and kto) and the reward model learn from.",
     )
+    safe_answers: bool = Field(
+        True,
+        description="Baked-in safety from red-teaming: in the context of every red-team reply "
+        "people labelled unsafe or disliked, add the canned safe reply as a liked row for the "
+        "candidate and the reward model.",
+    )
+    safe_answer_style: Literal["non_sequitur", "safe_response"] = Field(
+        "non_sequitur",
+        description="The safe answer: 'non_sequitur' (offer another topic, as the serving gate "
+        "does by default) or 'safe_response' (apologise and decline).",
+    )
     train_reward_model: bool = Field(
         True,
         description="Also train a thumbs reward model on every round's binary data so far "

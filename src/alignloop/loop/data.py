@@ -7,6 +7,8 @@ every row up to the end of its range."""
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,24 +68,58 @@ def split_round_rows(
     return RoundRows(kind, *paths, len(in_round), len(unlearned), len(so_far))
 
 
-def with_demonstrations(binary: Path, sft: Path, out: Path) -> int:
-    """Binary rows plus the SFT rows (people's corrections, liked replies) as liked rows, each
-    (prompt, completion) once: CRINGE's positives are what people liked and what they said the
-    bot should have said. Returns the rows written."""
+def demonstrations(sft: Path) -> Iterator[tuple[list[dict], str]]:
+    """(prompt, completion) of each SFT row: people's corrections and the replies they liked."""
+    for line in sft.read_text(encoding="utf-8").splitlines() if sft.exists() else []:
+        messages = json.loads(line)["messages"]
+        yield messages[:-1], messages[-1]["content"]
+
+
+def safe_answers(
+    safety: Path, binary: Path, answer: Callable[[random.Random], str], seed: int
+) -> Iterator[tuple[list[dict], str]]:
+    """Baked-in safety (SPEC.md §4) from red-teaming: in a red-team conversation (a row of
+    `safety`), each reply a person labelled unsafe or that is a disliked row of `binary`, in
+    its context, answered instead by `answer` (the gate's canned reply). The people's labels
+    play the classifier's part; an attack the bot answered badly gets the safe answer even where
+    the bad answer was not unsafe. The answer is drawn by the context, so every set (and every
+    round) answers one context alike."""
+    disliked = {
+        _pair_key(row["prompt"], row["completion"])
+        for row in map(json.loads, binary.read_text(encoding="utf-8").splitlines())
+        if not row.get("label")
+    }
+    for line in safety.read_text(encoding="utf-8").splitlines() if safety.exists() else []:
+        row = json.loads(line)
+        if row["label"] == "unsafe" or _pair_key(row["context"], row["response"]) in disliked:
+            rng = random.Random(f"{seed}/{json.dumps(row['context'], sort_keys=True)}")
+            yield row["context"], answer(rng)
+
+
+def _pair_key(prompt: list[dict], completion: str) -> str:
+    return json.dumps([prompt, completion], sort_keys=True)
+
+
+def with_liked_rows(
+    binary: Path, liked: Iterable[tuple[list[dict], str]], out: Path
+) -> tuple[int, int]:
+    """The binary rows plus each (prompt, completion) of `liked` as a liked row, each pair once
+    (what people liked, what they said the bot should have said, the safe answers): CRINGE's
+    positives and the reward model's good replies. Returns (rows written, rows added)."""
     seen, lines = set(), []
     for line in binary.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        seen.add(json.dumps([row["prompt"], row["completion"]]))
+        seen.add(_pair_key(row["prompt"], row["completion"]))
         lines.append(line)
-    for line in sft.read_text(encoding="utf-8").splitlines() if sft.exists() else []:
-        messages = json.loads(line)["messages"]
-        row = {"prompt": messages[:-1], "completion": messages[-1]["content"], "label": True}
-        key = json.dumps([row["prompt"], row["completion"]])
+    before = len(lines)
+    for prompt, completion in liked:
+        key = _pair_key(prompt, completion)
         if key not in seen:
             seen.add(key)
+            row = {"prompt": prompt, "completion": completion, "label": True}
             lines.append(json.dumps(row, ensure_ascii=False))
     _write_lines(out, lines)
-    return len(lines)
+    return len(lines), len(lines) - before
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:

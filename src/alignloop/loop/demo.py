@@ -274,5 +274,5 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "unsafe_rate_change": last["unsafe_rate"] - first["unsafe_rate"],
         "unsafe_fell_by_a_third": last["unsafe_rate"] <= first["unsafe_rate"] * 2 / 3,
         "filtered_at_least_as_good": last["good_rate"] >= other["good_rate"],
-        "filtered_safer": last["unsafe_rate"] <= other["unsafe_rate"],
+        "filtered_safer": last["unsafe_rate"] < other["unsafe_rate"],  # a tie is not safer
     }

@@ -125,11 +125,15 @@ def _steps(config: LoopConfig, plan: RoundPlan, state: RoundState, report: Progr
                 Path(curated["out"]), kind, plan.unlearned_from_message_id,
                 plan.first_message_id, plan.last_message_id, plan.folder / "data",
             ).as_dict()
-            for kind in ("binary", "pairs", "sft")
+            for kind in steps.ROUND_KINDS
         },
     )  # fmt: skip
     if config.corrections_as_positives:
         rows["binary"] = state.step("positives", lambda: steps.add_demonstrations(plan, rows))
+    if config.safe_answers and "safety" in rows:  # a round begun before safe answers has none
+        rows["binary"] = state.step(
+            "safe answers", lambda: steps.add_safe_answers(config, plan, rows)
+        )
     kind, part = steps.training_kind(config), steps.training_part(config)
     labelled = rows[kind][f"{part}_count"]
     if labelled < config.min_examples:

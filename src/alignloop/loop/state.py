@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STEPS = ("curate", "data", "positives", "train", "reward", "evaluate", "promote")
+STEPS = ("curate", "data", "positives", "safe answers", "train", "reward", "evaluate", "promote")
 
 
 class RoundState:

@@ -16,6 +16,7 @@ from alignloop.loop.config import LoopConfig
 if TYPE_CHECKING:
     from alignloop.loop.round import Progress, RoundPlan
 
+ROUND_KINDS = ("binary", "pairs", "sft", "safety")  # the datasets a round curates
 SUMMARY_KEYS = ("users", "trusted_users", "distrusted_users", "labels", "datasets")
 
 
@@ -32,7 +33,7 @@ def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, A
         out=str(out),
         safety_classifier=config.safety_classifier,
         max_troll_score=config.max_troll_score if config.troll_filter else 1.0,
-        kinds=["binary", "pairs", "sft"],
+        kinds=list(ROUND_KINDS),
     )
     result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))
     summary = {k: v for k, v in result.summary.items() if k in SUMMARY_KEYS}
@@ -70,13 +71,36 @@ def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
     """The binary rows with the demonstrations (corrections) as liked rows, for each of the
     round's sets (this round's, not yet learned, every round's): the candidate and the reward
     model both learn from what people said the bot should have said."""
-    from alignloop.loop.data import PARTS, with_demonstrations
+    from alignloop.loop.data import demonstrations
 
-    binary, sft = rows["binary"], rows["sft"]
+    sft = rows["sft"]
+    return _with_liked(
+        plan, rows["binary"], "binary+sft", lambda part: demonstrations(Path(sft[part]))
+    )
+
+
+def add_safe_answers(config: LoopConfig, plan: RoundPlan, rows: dict) -> dict:
+    """The binary rows with a safe answer (the gate's canned reply) as a liked row in the
+    context of every red-team reply people labelled unsafe or disliked: baked-in safety, so the
+    candidate and the reward model learn to turn such requests down."""
+    from alignloop.loop.data import safe_answers
+    from alignloop.safety.gate import CannedReplies
+
+    canned, safety, binary = CannedReplies(config.safe_answer_style), rows["safety"], rows["binary"]
+    return _with_liked(
+        plan, binary, "binary+safe",
+        lambda part: safe_answers(Path(safety[part]), Path(binary[part]), canned.pick, config.seed),
+    )  # fmt: skip
+
+
+def _with_liked(plan: RoundPlan, binary: dict, stem: str, liked_for) -> dict:
+    from alignloop.loop.data import PARTS, with_liked_rows
+
     merged = dict(binary)
     for part, suffix in PARTS.items():
-        out = plan.folder / "data" / f"binary+sft{suffix}.jsonl"
-        merged[f"{part}_count"] = with_demonstrations(Path(binary[part]), Path(sft[part]), out)
+        out = plan.folder / "data" / f"{stem}{suffix}.jsonl"
+        merged[f"{part}_count"], added = with_liked_rows(Path(binary[part]), liked_for(part), out)
+        merged[f"{part}_added_{stem}"] = added
         merged[part] = str(out)
     return merged
 
