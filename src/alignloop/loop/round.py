@@ -130,10 +130,6 @@ def _steps(config: LoopConfig, plan: RoundPlan, state: RoundState, report: Progr
     )  # fmt: skip
     if config.corrections_as_positives:
         rows["binary"] = state.step("positives", lambda: steps.add_demonstrations(plan, rows))
-    if config.safe_answers and "safety" in rows:  # a round begun before safe answers has none
-        rows["binary"] = state.step(
-            "safe answers", lambda: steps.add_safe_answers(config, plan, rows)
-        )
     kind, part = steps.training_kind(config), steps.training_part(config)
     labelled = rows[kind][f"{part}_count"]
     if labelled < config.min_examples:
@@ -143,6 +139,11 @@ def _steps(config: LoopConfig, plan: RoundPlan, state: RoundState, report: Progr
             "data": rows,
         }
         return _finish(config, plan, state, curated, None, decision), None
+    # after the count: the safe answers of earlier rounds alone never start a round
+    if config.safe_answers and "safety" in rows:  # a round begun before them has none
+        rows["binary"] = state.step(
+            "safe answers", lambda: steps.add_safe_answers(config, plan, rows)
+        )
     candidate = state.step("train", lambda: steps.train_candidate(config, plan, rows, report))
     judge_model = None
     if config.train_reward_model:

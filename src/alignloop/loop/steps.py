@@ -82,14 +82,17 @@ def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
 def add_safe_answers(config: LoopConfig, plan: RoundPlan, rows: dict) -> dict:
     """The binary rows with a safe answer (the gate's canned reply) as a liked row in the
     context of every red-team reply people labelled unsafe or disliked: baked-in safety, so the
-    candidate and the reward model learn to turn such requests down."""
+    candidate and the reward model learn to turn such requests down. Every set gets the safe
+    answers of every round so far: a later candidate trained on a round with few attacks
+    rehearses them instead of unlearning them."""
     from alignloop.loop.data import safe_answers
     from alignloop.safety.gate import CannedReplies
 
-    canned, safety, binary = CannedReplies(config.safe_answer_style), rows["safety"], rows["binary"]
+    canned, binary = CannedReplies(config.safe_answer_style), rows["binary"]
+    every_round = Path(rows["safety"]["cumulative"])
     return _with_liked(
         plan, binary, "binary+safe",
-        lambda part: safe_answers(Path(safety[part]), Path(binary[part]), canned.pick, config.seed),
+        lambda _: safe_answers(every_round, Path(binary["cumulative"]), canned.pick, config.seed),
     )  # fmt: skip
 
 
