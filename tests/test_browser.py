@@ -150,6 +150,7 @@ def test_first_visit_consent_then_withdrawn(page, db):
     screenshot(page, "consent-notice")
     training.check()
     page.get_by_role("button", name="Save my choices").click()
+    expect(page.locator("#consent-dialog")).to_have_count(0)  # removed once the save answered
     uid = user_id(db, page)
     assert rows(
         db, "select consent_training, consent_publication from users where id = :u", u=uid
