@@ -127,22 +127,25 @@ def score_messages(messages: pd.DataFrame, classifier, batch_size: int) -> np.nd
     keys = pd.DataFrame({f"c{i}": col for i, col in enumerate(previous)} | {"t": messages["text"]})
     codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
     pairs = [([{"role": "user", "content": c} for c in row[:-1] if c], row[-1]) for row in uniques]
+    scores = _score_pairs(pairs, classifier, batch_size)
+    return scores[codes] if len(codes) else np.zeros(0)
+
+
+def _score_pairs(pairs: list, classifier, batch_size: int) -> np.ndarray:
+    """P(unsafe) of each (context, text) pair, `batch_size` pairs per classifier call."""
     scores = np.empty(len(pairs))
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         scores[start : start + len(chunk)] = classifier.score_batch(chunk)
-    return scores[codes] if len(codes) else np.zeros(0)
+    return scores
 
 
 def score_texts(texts: pd.Series, classifier, batch_size: int) -> np.ndarray:
     """P(unsafe) of each text on its own (NaN where there is none), each distinct text once."""
     present = texts.fillna("").astype(str).str.strip()
     distinct = [t for t in present.unique() if t]
-    scores = {}
-    for start in range(0, len(distinct), batch_size):
-        chunk = distinct[start : start + batch_size]
-        scores.update(zip(chunk, classifier.score_batch([([], t) for t in chunk]), strict=True))
-    return present.map(scores).astype(float).to_numpy()
+    scores = _score_pairs([([], t) for t in distinct], classifier, batch_size)
+    return present.map(dict(zip(distinct, scores, strict=True))).astype(float).to_numpy()
 
 
 def judge_replies(engine: Engine, messages: pd.DataFrame, config: CurateConfig) -> np.ndarray:

@@ -79,7 +79,6 @@ class RewardModelJudge:
         replies_a: Sequence[str],
         replies_b: Sequence[str],
     ) -> np.ndarray:
-
         from alignloop.evaluate.reward import reward_scores
 
         outcomes, differ = ties_and_differing(prompts, replies_a, replies_b)

@@ -131,7 +131,6 @@ class LLMJudge:
         replies_a: Sequence[str],
         replies_b: Sequence[str],
     ) -> np.ndarray:
-
         outcomes, differ = ties_and_differing(prompts, replies_a, replies_b)
         if not differ:
             return outcomes

@@ -89,11 +89,12 @@ def add_safe_answers(config: LoopConfig, plan: RoundPlan, rows: dict) -> dict:
     from alignloop.safety.gate import CannedReplies
 
     canned, binary = CannedReplies(config.safe_answer_style), rows["binary"]
-    every_round = Path(rows["safety"]["cumulative"])
-    return _with_liked(
-        plan, binary, "binary+safe",
-        lambda _: safe_answers(every_round, Path(binary["cumulative"]), canned.pick, config.seed),
-    )  # fmt: skip
+    answers = list(
+        safe_answers(
+            Path(rows["safety"]["cumulative"]), Path(binary["cumulative"]), canned.pick, config.seed
+        )
+    )
+    return _with_liked(plan, binary, "binary+safe", lambda _: answers)
 
 
 def _with_liked(plan: RoundPlan, binary: dict, stem: str, liked_for) -> dict:
