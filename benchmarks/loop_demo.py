@@ -26,6 +26,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="Population, training and sampling.")
+    parser.add_argument(
+        "--no-judge-red-teaming",
+        action="store_true",
+        help="Curation does not hold red-teamers' probing and 'unsafe' labels against them.",
+    )
     args = parser.parse_args()
     # As `alignloop demo` does, before torch loads: this process's OpenMP workers would
     # otherwise spin between operations and take the cores the server generates on.
@@ -33,6 +38,7 @@ def main() -> None:
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
     options = {"out": args.work, "quick": args.quick, "rounds": args.rounds, "seed": args.seed}
+    options["judge_red_teaming"] = not args.no_judge_red_teaming
     if args.users:
         options["users"] = args.users
     started = time.time()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from alignloop.cli import app
-from alignloop.loop.demo import ARMS, DemoConfig, run_demo_loop, troll_shares
+from alignloop.loop.demo import ARMS, DemoConfig, run_demo_loop, targets, troll_shares
 from alignloop.store.db import make_engine
 from alignloop.store.models import Conversation, CurationRun, Feedback, LoopRound, Message
 
@@ -37,6 +37,10 @@ def test_the_report_holds_every_round_of_both_arms(demo):
     ]
     for row in data["rounds"]:
         assert 0 <= row["good_rate"] <= 1 and 0 <= row["unsafe_rate"] <= 1 and row["n"] == 8
+        replies = [json.loads(x) for x in Path(row["replies"]).read_text().splitlines()]
+        assert len(replies) == 8  # the replies the rates count, each with its verdict
+        assert sum(r["gold"]["unsafe"] for r in replies) / 8 == row["unsafe_rate"]
+        assert all(r["prompt"] and "reply" in r for r in replies)
     assert set(data["targets"]) >= {"good_rate_gain", "unsafe_fell_by_a_third", "filtered_safer"}
     assert [p["arm"] for p in data["promotion"]] == list(ARMS)
     assert any("after round 0" in line for line in lines)
@@ -69,6 +73,27 @@ def test_each_stage_wrote_its_part(demo, arm):
 def test_troll_shares_scale_to_the_adversarial_share():
     assert sum(troll_shares(0.3).values()) == pytest.approx(0.3, abs=1e-6)
     assert sum(troll_shares(0.5).values()) == pytest.approx(0.5, abs=1e-6)
+
+
+def _rows(filtered: list[tuple[int, int]], unfiltered: tuple[int, int], n: int = 30):
+    """Report rows from (good, unsafe) reply counts over `n` prompts."""
+    made = [
+        {"arm": "troll-filtered", "round": i, "good_rate": g / n, "unsafe_rate": u / n}
+        for i, (g, u) in enumerate(filtered)
+    ]
+    good, unsafe = unfiltered
+    other = {"arm": "unfiltered", "round": 1, "good_rate": good / n, "unsafe_rate": unsafe / n}
+    return [*made, other]
+
+
+def test_targets_count_exactly_a_third_fewer_unsafe_replies_as_met():
+    met = targets(_rows([(2, 9), (14, 6)], (11, 7)))  # 6/30 > 9/30 * 2/3 in floats
+    assert met["unsafe_fell_by_a_third"] and met["filtered_safer"]
+    assert met["good_rate_gain_met"] and met["filtered_at_least_as_good"]
+    missed = targets(_rows([(2, 6), (3, 5)], (3, 5)))
+    assert not missed["unsafe_fell_by_a_third"]
+    assert not missed["filtered_safer"]  # a tie is not safer
+    assert not missed["good_rate_gain_met"]  # one reply of 30 is 3.3 points
 
 
 def test_demo_cli_names_its_options():

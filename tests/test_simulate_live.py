@@ -322,6 +322,8 @@ def test_measure_scores_heldout_prompts(server, judge):
     assert result["n"] == 3 and result["model"] == "tiny-llama-random"
     assert 0 <= result["good_rate"] <= 1 and 0 <= result["unsafe_rate"] <= 1
     assert {k: v["n"] for k, v in result["by_kind"].items()} == {"adversarial": 1, "benign": 2}
+    assert [r["prompt"] for r in result["replies"]] == [p.text for p in prompts]
+    assert sum(r["gold"]["good"] for r in result["replies"]) / 3 == result["good_rate"]
 
 
 # --- the command line ---------------------------------------------------------------------------

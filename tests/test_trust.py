@@ -133,3 +133,49 @@ def test_flip_relabels_instead_of_removing(world):
     _, result, pop = error_after(world, "troll", "per_example_flip")
     assert result.keep.all()
     assert result.flagged[pop.is_troll].mean() > result.flagged[~pop.is_troll].mean()
+
+
+# --- deployment data: red-teaming ---------------------------------------------------------------
+
+
+def _red_team_store():
+    """A red-teamer who probes with a flagged message and labels a compliant reply 'unsafe'
+    (the classifier sees nothing in it) and a flagged reply 'safe'; a chat user beside them."""
+    import pandas as pd
+
+    messages = pd.DataFrame(
+        {
+            "message_id": [1, 2, 3, 4, 5, 6],
+            "user_id": [7, 7, 7, 7, 8, 8],
+            "mode": ["redteam"] * 4 + ["chat"] * 2,
+            "sender": ["human", "bot", "human", "bot", "human", "bot"],
+            "p_unsafe": [0.9, 0.0, 0.1, 0.95, 0.0, 0.0],
+            "text": ["die", "You can buy it online.", "how?", "damn", "hi", "Hello!"],
+        }
+    )
+    feedback = pd.DataFrame(columns=["message_id", "user_id", "kind", "reason"])
+    labels = pd.DataFrame({"message_id": [2, 4], "user_id": [7, 7], "label": ["unsafe", "safe"]})
+    return messages, feedback, labels
+
+
+def test_red_teaming_is_held_against_the_user_by_default():
+    from alignloop.curate.trust import behaviour_agreement
+
+    acts = behaviour_agreement(*_red_team_store())
+    red = acts[acts["user_id"] == 7]["f"].round(2).tolist()
+    # two probes (1 - P), then the 'unsafe' label the classifier does not share, the 'safe' one
+    assert red == [0.1, 0.9, 0.0, 0.05]
+
+
+def test_without_judging_red_teaming_only_safe_labels_count_against_red_teamers():
+    from alignloop.curate.trust import DeploymentTrustConfig, behaviour_agreement, deployment_trust
+
+    acts = behaviour_agreement(*_red_team_store(), judge_red_teaming=False)
+    assert acts[acts["user_id"] == 7]["f"].round(2).tolist() == [0.05]  # 'safe' on a flagged one
+    assert acts[acts["user_id"] == 8]["f"].tolist() == [1.0]  # chat messages are still judged
+    config = DeploymentTrustConfig(smoothing=0.0)
+    judged = deployment_trust(*_red_team_store(), config).set_index("user_id")
+    unjudged = deployment_trust(
+        *_red_team_store(), config.model_copy(update={"judge_red_teaming": False})
+    ).set_index("user_id")
+    assert judged.loc[7, "acts"] == 4 and unjudged.loc[7, "acts"] == 1

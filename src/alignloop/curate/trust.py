@@ -247,22 +247,38 @@ class DeploymentTrustConfig(BaseModel):
     max_troll_score: float = Field(
         0.35, ge=0, le=1, description="Users whose troll score is above this are distrusted."
     )
+    judge_red_teaming: bool = Field(
+        True,
+        description="Hold red-teaming against a user like any act: their probing messages "
+        "(f = 1 - P(unsafe)) and 'unsafe' labels the classifier does not share. Off: only "
+        "their 'safe' labels are judged, since probing is what red-teamers are asked for and "
+        "an 'unsafe' label the classifier misses is what red-teaming exists to find.",
+    )
 
 
 def behaviour_agreement(
-    messages: pd.DataFrame, feedback: pd.DataFrame, labels: pd.DataFrame
+    messages: pd.DataFrame,
+    feedback: pd.DataFrame,
+    labels: pd.DataFrame,
+    judge_red_teaming: bool = True,
 ) -> pd.DataFrame:
     """One row per judged act (user_id, f): the classifier's agreement with what the user did.
 
-    `messages` has message_id, user_id, sender, p_unsafe; `feedback` message_id, user_id, kind,
-    reason; `labels` (people's safety labels) message_id, user_id, label.
+    `messages` has message_id, user_id, sender, p_unsafe (and mode); `feedback` message_id,
+    user_id, kind, reason; `labels` (people's safety labels) message_id, user_id, label.
     - a human message: f = 1 - P(unsafe) (asking for harm is a troll's act);
     - a like on a bot message: f = 1 - P(unsafe of the reply); a dislike for being rude or
       inappropriate: f = P(unsafe) (other dislikes say nothing the classifier can check);
     - a safety label: f = P(unsafe) for 'unsafe', 1 - P(unsafe) for 'safe'.
+    Without `judge_red_teaming`, messages of red-team conversations and 'unsafe' labels are
+    not judged: the classifier seeing no harm where a red-teamer did is no evidence against
+    them, while a 'safe' label on a reply the classifier flags still is.
     """
     p = messages.set_index("message_id")["p_unsafe"]
     human = messages[messages["sender"] == "human"]
+    if not judge_red_teaming and "mode" in human:
+        human = human[human["mode"] != "redteam"]
+        labels = labels[labels["label"] != "unsafe"]
     acts = [pd.DataFrame({"user_id": human["user_id"], "f": 1 - human["p_unsafe"]})]
     judged = feedback[(feedback["kind"] == "like") | (feedback["reason"] == "rude")]
     p_reply = judged["message_id"].map(p)
@@ -352,7 +368,7 @@ def deployment_trust(
     flagged messages, acts judged)."""
     users = pd.Index(messages["user_id"].unique()).union(feedback["user_id"].unique())
     users = users.rename("user_id")
-    acts = behaviour_agreement(messages, feedback, labels)
+    acts = behaviour_agreement(messages, feedback, labels, config.judge_red_teaming)
     texts = messages.set_index("message_id")["text"]
     classifier, classifier_prior = _smoothed_mean(acts, users, config.smoothing)
     others, others_prior = _smoothed_mean(

@@ -43,6 +43,11 @@ class LoopConfig(Settings):
     max_troll_score: float = Field(
         0.35, ge=0, le=1, description="With troll_filter: users above this troll score are out."
     )
+    judge_red_teaming: bool = Field(
+        True,
+        description="Curation holds red-teaming against a user like any act; off: only their "
+        "'safe' labels are judged (see `alignloop curate --help`).",
+    )
     min_examples: int = Field(
         8, ge=1, description="Fewest new labelled replies a round trains on; fewer ends it early."
     )

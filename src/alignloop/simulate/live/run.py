@@ -263,8 +263,8 @@ def measure(
 ) -> dict[str, Any]:
     """Ask each prompt once, in its own conversation, and score the replies with `gold`:
     {good_rate, unsafe_rate, n, model, by_kind: {benign, adversarial: {n, good_rate,
-    unsafe_rate}}}. The measuring user does not consent to training, so these turns stay out
-    of every training set built from the store."""
+    unsafe_rate}}, replies: [{prompt, reply, adversarial, gold}]}. The measuring user does not
+    consent to training, so these turns stay out of every training set built from the store."""
     info = check_server(server_url, 0.0)
     items = [p if isinstance(p, Prompt) else Prompt(p) for p in prompts]
     token = f"simlive-measure-{secrets.token_hex(6)}"
@@ -275,14 +275,20 @@ def measure(
             context = [{"role": "user", "content": prompt.text}]
             reply = client.chat(context, None, "chat", max_tokens, temperature, seed)
             verdict = gold.judge(context, reply.text, prompt.adversarial)
-            return {"gold": verdict.as_record(), "adversarial": _is_adversarial(prompt)}
+            return {
+                "prompt": prompt.text,
+                "reply": reply.text,
+                "adversarial": _is_adversarial(prompt),
+                "gold": verdict.as_record(),
+            }
 
         with ThreadPoolExecutor(concurrency, thread_name_prefix="measure") as pool:
             rows = list(pool.map(ask, items))
     kinds = defaultdict(list)
     for row in rows:
         kinds["adversarial" if row["adversarial"] else "benign"].append(row)
-    return {**rates(rows), "model": info.model, "by_kind": {k: rates(v) for k, v in kinds.items()}}
+    by_kind = {k: rates(v) for k, v in kinds.items()}
+    return {**rates(rows), "model": info.model, "by_kind": by_kind, "replies": rows}
 
 
 def _is_adversarial(prompt: Prompt) -> bool:
