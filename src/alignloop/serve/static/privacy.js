@@ -3,12 +3,12 @@ import { api, el, guarded, initPage, startSession } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 
+// The controls start disabled in the page and are enabled here, once the user is known and the
+// handlers below are attached: a click before that would otherwise do nothing.
 function show(user) {
   $("training").checked = user.consent.training === true;
   $("publication").checked = user.consent.publication === true;
-  if (user.deletion_requested) {
-    for (const id of ["training", "publication", "save-consent", "delete"]) $(id).disabled = true;
-  }
+  for (const id of ["training", "publication", "save-consent", "delete"]) $(id).disabled = Boolean(user.deletion_requested);
 }
 
 function describe(user) {
@@ -19,7 +19,6 @@ function describe(user) {
 async function main() {
   const user = await initPage();
   if (!user) return;
-  show(user);
   $("consent-form").addEventListener("submit", (event) => {
     event.preventDefault();
     guarded(async () => {
@@ -37,6 +36,7 @@ async function main() {
       el("p", { role: "status", text: "Your deletion request is recorded: your conversations are left out of every later export, training set and release." }),
       el("button", { type: "button", text: "Start a new session", onclick: () => guarded(async () => { await startSession(); location.reload(); }) }));
   }, $("delete-yes")));
+  show(user);
 }
 
 main();
