@@ -124,13 +124,14 @@ def user_id(db, page) -> int:
     return rows(db, "select id from users where pseudonym = :p", p=pseudonym(page))[0][0]
 
 
-def send(page, message: str):
-    """Type a message, send it, and wait for the streamed reply to be logged; returns its <li>."""
+def send(page, message: str, timeout_ms: float = 5_000):
+    """Type a message, send it, and wait for the streamed reply to be logged; returns its <li>.
+    A real model needs a longer `timeout_ms` (assertions ignore the page's default timeout)."""
     before = page.locator("#messages .message.bot[data-message-id]").count()
     page.get_by_label("Your message").fill(message)
     page.get_by_role("button", name="Send").click()
     bots = page.locator("#messages .message.bot[data-message-id]")
-    expect(bots).to_have_count(before + 1)
+    expect(bots).to_have_count(before + 1, timeout=timeout_ms)
     return bots.nth(before)
 
 
@@ -509,7 +510,7 @@ def test_chat_with_the_embedded_model(chromium, tmp_path):
         page = context.new_page()
         try:
             open_as_new_user(page)
-            li = send(page, "What is the capital of France? Answer in one sentence.")
+            li = send(page, "What is the capital of France? Answer in one sentence.", 120_000)
             shown, message_id = li.locator(".text").text_content(), bot_id(li)
             assert "Paris" in shown
             li.get_by_role("button", name="Good reply").click()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +16,10 @@ def test_smollm2_is_cached_as_safetensors_and_answers():
     from alignloop.backends.transformers_backend import TransformersBackend
 
     resolved = resolve_model("smollm2")  # builds the cache on first use (about 30 s)
-    started = time.perf_counter()
-    backend = TransformersBackend(resolve_model("smollm2"))
-    load_seconds = time.perf_counter() - started
     assert resolved.name == "smollm2-135m-instruct"
-    assert load_seconds < 5  # a cached load; the benchmark reports the figure
+    # loads from the converted safetensors (how fast is the benchmarks' business, not a test's)
+    assert list(Path(resolved.path).glob("*.safetensors"))
+    backend = TransformersBackend(resolve_model("smollm2"))
     reply = backend.generate(
         [[{"role": "user", "content": "What is the capital of France?"}]],
         GenerationParams(max_new_tokens=16, temperature=0),
