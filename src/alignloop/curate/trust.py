@@ -264,7 +264,7 @@ def behaviour_agreement(
 ) -> pd.DataFrame:
     """One row per judged act (user_id, f): the classifier's agreement with what the user did.
 
-    `messages` has message_id, user_id, sender, p_unsafe (and mode); `feedback` message_id,
+    `messages` has message_id, user_id, mode, sender, p_unsafe; `feedback` message_id,
     user_id, kind, reason; `labels` (people's safety labels) message_id, user_id, label.
     - a human message: f = 1 - P(unsafe) (asking for harm is a troll's act);
     - a like on a bot message: f = 1 - P(unsafe of the reply); a dislike for being rude or
@@ -276,7 +276,7 @@ def behaviour_agreement(
     """
     p = messages.set_index("message_id")["p_unsafe"]
     human = messages[messages["sender"] == "human"]
-    if not judge_red_teaming and "mode" in human:
+    if not judge_red_teaming:
         human = human[human["mode"] != "redteam"]
         labels = labels[labels["label"] != "unsafe"]
     acts = [pd.DataFrame({"user_id": human["user_id"], "f": 1 - human["p_unsafe"]})]

@@ -155,7 +155,7 @@ def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, bas
     rows, promotions = [], []
     try:
         if baseline is None:
-            rows.append(measured(config, arm, 0, server.url, gold, prompts, say))
+            rows.append(measured(config, arm, folder, 0, server.url, gold, prompts, say))
         else:
             rows.append({**baseline, "arm": arm})
         for number in range(1, config.rounds + 1):
@@ -168,7 +168,9 @@ def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, bas
                 f"{'; '.join(result.decision.get('reasons', []))}")  # fmt: skip
             if result.promoted:
                 wait_for_version(server.url, settings.db, result.candidate)
-                rows.append(measured(config, arm, number, server.url, gold, prompts, say, result))
+                rows.append(
+                    measured(config, arm, folder, number, server.url, gold, prompts, say, result)
+                )
             else:  # the served model did not change: greedy replies, same prompts, same figures
                 rows.append({**rows[-1], "round": number, "promoted": False})
     finally:
@@ -214,14 +216,16 @@ def wait_for_version(url: str, db: str, name: str | None, timeout: float = 600) 
     raise TimeoutError(f"the server did not switch to {name} within {timeout:.0f} s")
 
 
-def measured(config, arm, number, url, gold, prompts, say: Say, result=None) -> dict[str, Any]:
+def measured(
+    config, arm, folder: Path, number, url, gold, prompts, say: Say, result=None
+) -> dict[str, Any]:
     """The gold judge's figures on the served model; every reply and verdict is kept in
-    `<out>/<arm>/measure-round-N.jsonl`, for a person to read what the rates count."""
+    `folder`/measure-round-N.jsonl, for a person to read what the rates count."""
     from alignloop.simulate.live import measure
     from alignloop.synth.files import write_jsonl
 
     figures = measure(url, prompts, gold, max_tokens=config.max_tokens, seed=config.seed)
-    replies = Path(config.out).resolve() / arm / f"measure-round-{number}.jsonl"
+    replies = folder / f"measure-round-{number}.jsonl"
     write_jsonl(replies, figures["replies"])
     say(f"[{arm}] after round {number}: gold good-response rate {figures['good_rate']:.3f}, "
         f"unsafe rate {figures['unsafe_rate']:.3f} ({figures['n']} held-out prompts)")  # fmt: skip
