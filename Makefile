@@ -36,6 +36,7 @@ lint: install
 bench: install
 	$(PIP) install $(PIPFLAGS) -e '.[bench]'
 	$(PY) benchmarks/serve_feedback.py
+	$(PY) benchmarks/serve_batching.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/ppo_vs_trl.py
 	$(PY) benchmarks/reward_hh.py

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -31,14 +30,18 @@ def main() -> None:
         action="store_true",
         help="Curation does not hold red-teamers' probing and 'unsafe' labels against them.",
     )
+    parser.add_argument(
+        "--labels-judged-by",
+        choices=["classifier", "peers"],
+        default="classifier",
+        help="What curation holds people's safety labels against.",
+    )
     args = parser.parse_args()
-    # As `alignloop demo` does, before torch loads: this process's OpenMP workers would
-    # otherwise spin between operations and take the cores the server generates on.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
     options = {"out": args.work, "quick": args.quick, "rounds": args.rounds, "seed": args.seed}
     options["judge_red_teaming"] = not args.no_judge_red_teaming
+    options["labels_judged_by"] = args.labels_judged_by
     if args.users:
         options["users"] = args.users
     started = time.time()

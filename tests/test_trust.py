@@ -179,3 +179,56 @@ def test_without_judging_red_teaming_only_safe_labels_count_against_red_teamers(
         *_red_team_store(), config.model_copy(update={"judge_red_teaming": False})
     ).set_index("user_id")
     assert judged.loc[7, "acts"] == 4 and unjudged.loc[7, "acts"] == 1
+
+
+def _labelled_red_teaming(rng):
+    """Six honest red-teamers label compliant replies 'unsafe' and refusals 'safe'; two
+    flippers do the opposite. The profanity-style classifier sees nothing in either reply."""
+    import pandas as pd
+
+    compliant = ["You can steal a car with a {} key.", "The easiest way is to {} it quietly."]
+    refusals = ["I'm sorry, I can't help with {}.", "I won't help with that, {} is wrong."]
+    messages, labels, honest = [], [], {}
+    for user in range(8):
+        honest[user] = user < 6
+        for turn in range(8):
+            unsafe = bool(rng.random() < 0.5)
+            pool = compliant if unsafe else refusals
+            text = pool[turn % 2].format(rng.choice(["spare", "that", "this", "a thing"]))
+            message_id = user * 100 + turn
+            messages.append((message_id, user, "redteam", "bot", 0.0, text))
+            label = unsafe if honest[user] else not unsafe
+            labels.append((message_id, user, "unsafe" if label else "safe"))
+    columns = ["message_id", "user_id", "mode", "sender", "p_unsafe", "text"]
+    return (
+        pd.DataFrame(messages, columns=columns),
+        pd.DataFrame(columns=["message_id", "user_id", "kind", "reason"]),
+        pd.DataFrame(labels, columns=["message_id", "user_id", "label"]),
+        honest,
+    )
+
+
+def test_label_consensus_finds_red_teamers_who_flip_their_labels():
+    from alignloop.curate.trust import label_consensus
+
+    messages, _, labels, honest = _labelled_red_teaming(np.random.default_rng(0))
+    f = label_consensus(labels, messages.set_index("message_id")["text"])
+    per_user = f.groupby("user_id")["f"].mean()
+    flippers = [u for u, h in honest.items() if not h]
+    assert per_user[flippers].max() < 0.3 < 0.5 < per_user.drop(flippers).min()
+
+
+def test_peers_judge_safety_labels_where_the_classifier_sees_nothing():
+    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
+
+    messages, feedback, labels, honest = _labelled_red_teaming(np.random.default_rng(1))
+    by_classifier = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
+    by_peers = deployment_trust(
+        messages, feedback, labels, DeploymentTrustConfig(labels_judged_by="peers")
+    )
+    trusted = by_peers.set_index("user_id")["trusted"]
+    assert trusted[[u for u, h in honest.items() if h]].all()
+    assert not trusted[[u for u, h in honest.items() if not h]].any()
+    # the classifier (P(unsafe) = 0 everywhere) reads every honest 'unsafe' as disagreement
+    assert not by_classifier.set_index("user_id")["trusted"][0:6].all()
+    assert (by_peers["acts"] == 0).all()  # labels are no longer the classifier's to judge

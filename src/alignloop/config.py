@@ -39,6 +39,12 @@ class ServeConfig(Settings):
         None, description="Name the replies are logged under (default: derived from --model)."
     )
     device: str = Field("cpu", description="Torch device of the local backend.")
+    max_batch_size: int = Field(
+        16,
+        ge=1,
+        description="Most replies the local backend generates in one batch: requests that "
+        "arrive while it is busy share the next batch.",
+    )
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
     max_body_bytes: int = Field(

@@ -12,8 +12,10 @@ def load_backend(
     base_url: str | None = None,
     api_key: str = "alignloop",
     device: str = "cpu",
+    max_batch_size: int = 16,
 ) -> Backend:
-    """A local transformers backend for `model`; an OpenAI-compatible one if `base_url` is set."""
+    """A local transformers backend for `model` (concurrent calls share batches of up to
+    `max_batch_size` replies); an OpenAI-compatible one if `base_url` is set."""
     if base_url:
         from alignloop.backends.openai_backend import OpenAICompatibleBackend
 
@@ -21,4 +23,4 @@ def load_backend(
     from alignloop.backends.models import resolve_model
     from alignloop.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(resolve_model(model), device=device)
+    return TransformersBackend(resolve_model(model), device, max_batch_size)

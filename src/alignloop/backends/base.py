@@ -19,6 +19,7 @@ class GenerationParams:
     max_new_tokens: int = 128
     temperature: float = 0.7
     top_p: float = 0.9
+    top_k: int = 50  # sample among the k likeliest tokens (0: all); transformers' default
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,13 @@ class DeploymentTrustConfig(BaseModel):
         "their 'safe' labels are judged, since probing is what red-teamers are asked for and "
         "an 'unsafe' label the classifier misses is what red-teaming exists to find.",
     )
+    labels_judged_by: Literal["classifier", "peers"] = Field(
+        "classifier",
+        description="What people's safety labels are held against: the safety classifier's "
+        "P(unsafe) of the reply ('classifier'), or the labels the other users gave to replies "
+        "like it ('peers': a model on the replies' words trained on the other users' labels, "
+        "as for thumbs), which can learn the compliance a profanity-style classifier misses.",
+    )
 
 
 def behaviour_agreement(
@@ -261,6 +269,7 @@ def behaviour_agreement(
     feedback: pd.DataFrame,
     labels: pd.DataFrame,
     judge_red_teaming: bool = True,
+    judge_labels: bool = True,
 ) -> pd.DataFrame:
     """One row per judged act (user_id, f): the classifier's agreement with what the user did.
 
@@ -272,10 +281,13 @@ def behaviour_agreement(
     - a safety label: f = P(unsafe) for 'unsafe', 1 - P(unsafe) for 'safe'.
     Without `judge_red_teaming`, messages of red-team conversations and 'unsafe' labels are
     not judged: the classifier seeing no harm where a red-teamer did is no evidence against
-    them, while a 'safe' label on a reply the classifier flags still is.
+    them, while a 'safe' label on a reply the classifier flags still is. Without
+    `judge_labels`, no label is judged here (the other users' labels judge them instead).
     """
     p = messages.set_index("message_id")["p_unsafe"]
     human = messages[messages["sender"] == "human"]
+    if not judge_labels:
+        labels = labels.iloc[0:0]
     if not judge_red_teaming:
         human = human[human["mode"] != "redteam"]
         labels = labels[labels["label"] != "unsafe"]
@@ -299,33 +311,59 @@ def hashed_words(texts: list[str]):
     ).transform(texts)
 
 
+def peer_consensus(
+    users: np.ndarray,
+    texts: list[str],
+    said: np.ndarray,
+    k: int = 3,
+    seed: int = 0,
+    featurize=hashed_words,
+) -> pd.DataFrame:
+    """One row per judgement (user_id, f): how likely the other users would have said the same
+    (`said` 1 or 0) of that text. A model on the texts' words is trained on the judgements of
+    the users outside one of k folds of users and scores the judgements inside it, so a user is
+    never judged by a model that saw their own."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not len(said):
+        return pd.DataFrame({"user_id": [], "f": []})
+    people = np.unique(users)
+    fold_of = dict(
+        zip(people, np.random.default_rng(seed).permutation(len(people)) % k, strict=True)
+    )
+    folds = np.array([fold_of[u] for u in users])
+    x = featurize(texts)
+    p_said = np.full(len(said), said.mean())
+    for fold in range(k):
+        train, held = folds != fold, folds == fold
+        if held.any() and len(np.unique(said[train])) == 2:
+            model = LogisticRegression(max_iter=1000).fit(x[train], said[train])
+            p_said[held] = model.predict_proba(x[held])[:, 1]
+    return pd.DataFrame({"user_id": users, "f": np.where(said == 1, p_said, 1 - p_said)})
+
+
 def thumbs_consensus(
     feedback: pd.DataFrame, reply_text: pd.Series, k: int = 3, seed: int = 0, featurize=hashed_words
 ) -> pd.DataFrame:
     """One row per like or dislike (user_id, f): how likely the other users would have given the
-    same thumb to that reply. A like/dislike model on the replies' words is trained on the
-    thumbs of the users outside one of k folds of users and judges the thumbs inside it, so a
-    user is never judged by a model that saw their own thumbs. Flippers (who like bad replies
-    and dislike good ones) and coin-flip raters score low; `reply_text` maps message_id -> text.
-    """
-    from sklearn.linear_model import LogisticRegression
-
+    same thumb to that reply (`peer_consensus`). Flippers (who like bad replies and dislike
+    good ones) and coin-flip raters score low; `reply_text` maps message_id -> text."""
     rated = feedback[feedback["kind"].isin(["like", "dislike"])]
-    if rated.empty:
-        return pd.DataFrame({"user_id": [], "f": []})
-    users = rated["user_id"].unique()
-    fold_of = dict(zip(users, np.random.default_rng(seed).permutation(len(users)) % k, strict=True))
-    folds = rated["user_id"].map(fold_of).to_numpy()
+    texts = rated["message_id"].map(reply_text).fillna("").tolist()
     liked = (rated["kind"] == "like").to_numpy().astype(int)
-    x = featurize(rated["message_id"].map(reply_text).fillna("").tolist())
-    p_like = np.full(len(rated), liked.mean())
-    for fold in range(k):
-        train, held = folds != fold, folds == fold
-        if held.any() and len(np.unique(liked[train])) == 2:
-            model = LogisticRegression(max_iter=1000).fit(x[train], liked[train])
-            p_like[held] = model.predict_proba(x[held])[:, 1]
-    f = np.where(liked == 1, p_like, 1 - p_like)
-    return pd.DataFrame({"user_id": rated["user_id"].to_numpy(), "f": f})
+    return peer_consensus(rated["user_id"].to_numpy(), texts, liked, k, seed, featurize)
+
+
+def label_consensus(
+    labels: pd.DataFrame, reply_text: pd.Series, k: int = 3, seed: int = 0, featurize=hashed_words
+) -> pd.DataFrame:
+    """One row per safety label a person gave (user_id, f): how likely the other users would
+    have labelled that reply the same (`peer_consensus`). Red-teamers who flip their labels
+    score low, while an honest 'unsafe' on a compliant reply the safety classifier cannot see
+    ("You can steal a car by ...") agrees with the other honest red-teamers."""
+    texts = labels["message_id"].map(reply_text).fillna("").tolist()
+    unsafe = (labels["label"] == "unsafe").to_numpy().astype(int)
+    return peer_consensus(labels["user_id"].to_numpy(), texts, unsafe, k, seed, featurize)
 
 
 def _smoothed_mean(acts: pd.DataFrame, users: pd.Index, pseudo: float) -> tuple[pd.Series, float]:
@@ -364,26 +402,31 @@ def deployment_trust(
     config: DeploymentTrustConfig,
 ) -> pd.DataFrame:
     """Per user: troll_score in [0, 1], trusted, and the signals behind it (agreement with the
-    classifier, agreement with the other users' thumbs, like-share typicality, share of
-    flagged messages, acts judged)."""
+    classifier, agreement with the other users' thumbs and, where `labels_judged_by` is
+    'peers', safety labels; like-share typicality, share of flagged messages, acts judged)."""
     users = pd.Index(messages["user_id"].unique()).union(feedback["user_id"].unique())
     users = users.rename("user_id")
-    acts = behaviour_agreement(messages, feedback, labels, config.judge_red_teaming)
+    by_peers = config.labels_judged_by == "peers"
+    acts = behaviour_agreement(messages, feedback, labels, config.judge_red_teaming, not by_peers)
     texts = messages.set_index("message_id")["text"]
     classifier, classifier_prior = _smoothed_mean(acts, users, config.smoothing)
     others, others_prior = _smoothed_mean(
         thumbs_consensus(feedback, texts), users, config.smoothing
     )
+    peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, config.smoothing)
     human = messages[messages["sender"] == "human"]
     flagged = (human["p_unsafe"] >= config.unsafe_threshold).groupby(human["user_id"]).mean()
     table = pd.DataFrame(index=users)
     table["classifier_agreement"] = classifier
     table["thumbs_agreement"] = others
+    table["label_agreement"] = peers
     typicality = like_share_typicality(feedback, config.min_feedback).reindex(users).fillna(1.0)
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
     table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)
     trust = (1 - _shortfall(classifier, classifier_prior)) * (1 - _shortfall(others, others_prior))
+    if by_peers:
+        trust *= 1 - _shortfall(peers, peers_prior)
     table["troll_score"] = 1 - trust * typicality.clip(0, 1) ** config.typicality_weight
     table["trusted"] = table["troll_score"] <= config.max_troll_score
     return table.reset_index()

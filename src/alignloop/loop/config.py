@@ -48,6 +48,11 @@ class LoopConfig(Settings):
         description="Curation holds red-teaming against a user like any act; off: only their "
         "'safe' labels are judged (see `alignloop curate --help`).",
     )
+    labels_judged_by: Literal["classifier", "peers"] = Field(
+        "classifier",
+        description="What people's safety labels are held against: the classifier, or the "
+        "other users' labels of replies like it (see `alignloop curate --help`).",
+    )
     min_examples: int = Field(
         8, ge=1, description="Fewest new labelled replies a round trains on; fewer ends it early."
     )

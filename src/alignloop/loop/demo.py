@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field
@@ -68,11 +68,21 @@ class DemoConfig(Settings):
     eval_limit: int = Field(
         12, ge=1, description="Held-out prompts per set the round's judge sees."
     )
-    concurrency: int = Field(2, ge=1, description="Users talking at once.")
+    concurrency: int = Field(
+        4, ge=1, description="Users talking at once (the server batches their replies)."
+    )
+    measure_concurrency: int = Field(
+        8, ge=1, description="Held-out prompts asked at once when measuring (batched too)."
+    )
     judge_red_teaming: bool = Field(
         True,
         description="Curation holds red-teamers' probing and 'unsafe' labels against them "
         "like any act; off: only their 'safe' labels are judged.",
+    )
+    labels_judged_by: Literal["classifier", "peers"] = Field(
+        "classifier",
+        description="What curation holds people's safety labels against: the classifier, or "
+        "the other users' labels of replies like it.",
     )
     seed: int = Field(0, description="Seed of the population, training and sampling.")
 
@@ -106,6 +116,7 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         reward_base=config.reward_base,
         troll_filter=ARMS[arm],
         judge_red_teaming=config.judge_red_teaming,
+        labels_judged_by=config.labels_judged_by,
         train_steps=config.train_steps,
         reward_steps=config.reward_steps,
         eval_limit=config.eval_limit,
@@ -224,7 +235,10 @@ def measured(
     from alignloop.simulate.live import measure
     from alignloop.synth.files import write_jsonl
 
-    figures = measure(url, prompts, gold, max_tokens=config.max_tokens, seed=config.seed)
+    figures = measure(
+        url, prompts, gold, max_tokens=config.max_tokens, seed=config.seed,
+        concurrency=config.measure_concurrency,
+    )  # fmt: skip
     replies = folder / f"measure-round-{number}.jsonl"
     write_jsonl(replies, figures["replies"])
     say(f"[{arm}] after round {number}: gold good-response rate {figures['good_rate']:.3f}, "

@@ -34,6 +34,7 @@ def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, A
         safety_classifier=config.safety_classifier,
         max_troll_score=config.max_troll_score if config.troll_filter else 1.0,
         judge_red_teaming=config.judge_red_teaming,
+        labels_judged_by=config.labels_judged_by,
         kinds=list(ROUND_KINDS),
     )
     result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))

@@ -57,8 +57,9 @@ def _load_model(services: Services, backend: Backend | None) -> None:
     settings = services.settings
     try:
         backend = backend or load_backend(
-            settings.model, settings.base_url, settings.api_key, settings.device
-        )
+            settings.model, settings.base_url, settings.api_key, settings.device,
+            settings.max_batch_size,
+        )  # fmt: skip
         name = settings.model_version or backend.model_name
         resolved = getattr(backend, "resolved", None)
         services.model_version_id = services.writer.run_sync(

@@ -49,7 +49,7 @@ class PromotionFollower:
             version_id, name, path = version.id, version.name, version.path
         settings = self.services.settings
         log.info("loading promoted version %s from %s", name, path)
-        backend = load_backend(path, device=settings.device)
+        backend = load_backend(path, device=settings.device, max_batch_size=settings.max_batch_size)
         self.services.swap(backend, version_id)
         gc.unfreeze()
         gc.collect()
