@@ -36,12 +36,16 @@ def main() -> None:
         default="classifier",
         help="What curation holds people's safety labels against.",
     )
+    parser.add_argument(
+        "--min-scale", type=float, default=0.0, help="Trust: least scale of a shortfall."
+    )
     args = parser.parse_args()
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
     options = {"out": args.work, "quick": args.quick, "rounds": args.rounds, "seed": args.seed}
     options["judge_red_teaming"] = not args.no_judge_red_teaming
     options["labels_judged_by"] = args.labels_judged_by
+    options["min_scale"] = args.min_scale
     if args.users:
         options["users"] = args.users
     started = time.time()

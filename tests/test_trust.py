@@ -232,3 +232,30 @@ def test_peers_judge_safety_labels_where_the_classifier_sees_nothing():
     # the classifier (P(unsafe) = 0 everywhere) reads every honest 'unsafe' as disagreement
     assert not by_classifier.set_index("user_id")["trusted"][0:6].all()
     assert (by_peers["acts"] == 0).all()  # labels are no longer the classifier's to judge
+
+
+def test_a_trust_signal_at_chance_distrusts_nobody_outright_with_a_least_scale():
+    """Everyone likes or dislikes at random: the thumbs model is at chance, so being a hair
+    below its mean says nothing. Without a least scale that hair is a full shortfall."""
+    import pandas as pd
+
+    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
+
+    rng = np.random.default_rng(3)
+    words = ["sun", "rain", "tea", "cats", "maps", "bread", "chess", "music"]
+    messages, feedback = [], []
+    for user in range(30):
+        for turn in range(4):
+            message_id = user * 10 + turn
+            text = f"I like {rng.choice(words)} and {rng.choice(words)}."
+            messages.append((message_id, user, "chat", "bot", 0.0, text))
+            feedback.append((message_id, user, rng.choice(["like", "dislike"]), None))
+    messages = pd.DataFrame(
+        messages, columns=["message_id", "user_id", "mode", "sender", "p_unsafe", "text"]
+    )
+    feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
+    labels = pd.DataFrame(columns=["message_id", "user_id", "label"])
+    saturated = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
+    scaled = deployment_trust(messages, feedback, labels, DeploymentTrustConfig(min_scale=0.2))
+    assert (saturated["troll_score"] > 0.99).sum() >= 5  # coin-flip thumbs, users thrown out
+    assert scaled["trusted"].all()

@@ -255,6 +255,14 @@ class DeploymentTrustConfig(BaseModel):
         "their 'safe' labels are judged, since probing is what red-teamers are asked for and "
         "an 'unsafe' label the classifier misses is what red-teaming exists to find.",
     )
+    min_scale: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="A user's shortfall in a signal is (mean - theirs) / (mean - 0.5), the "
+        "scale taken at least this. Where a signal's mean is near chance (a thumbs model "
+        "trained on few thumbs), 0 lets a hair below the mean distrust a user outright.",
+    )
     labels_judged_by: Literal["classifier", "peers"] = Field(
         "classifier",
         description="What people's safety labels are held against: the safety classifier's "
@@ -374,9 +382,10 @@ def _smoothed_mean(acts: pd.DataFrame, users: pd.Index, pseudo: float) -> tuple[
     return mean.reindex(users).fillna(prior), prior
 
 
-def _shortfall(agreement: pd.Series, prior: float) -> pd.Series:
-    """0 for a user as agreeable as the average, 1 for one no better than chance (0.5)."""
-    return ((prior - agreement) / max(prior - 0.5, 1e-6)).clip(0, 1)
+def _shortfall(agreement: pd.Series, prior: float, min_scale: float = 0.0) -> pd.Series:
+    """0 for a user as agreeable as the average, 1 for one no better than chance (0.5); the
+    scale is at least `min_scale`, so a signal near chance cannot give full shortfalls."""
+    return ((prior - agreement) / max(prior - 0.5, min_scale, 1e-6)).clip(0, 1)
 
 
 def like_share_typicality(feedback: pd.DataFrame, min_events: int) -> pd.Series:
@@ -424,9 +433,12 @@ def deployment_trust(
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
     table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)
-    trust = (1 - _shortfall(classifier, classifier_prior)) * (1 - _shortfall(others, others_prior))
+    signals = [(classifier, classifier_prior), (others, others_prior)]
     if by_peers:
-        trust *= 1 - _shortfall(peers, peers_prior)
+        signals.append((peers, peers_prior))
+    trust = pd.Series(1.0, index=users)
+    for signal, prior in signals:
+        trust *= 1 - _shortfall(signal, prior, config.min_scale)
     table["troll_score"] = 1 - trust * typicality.clip(0, 1) ** config.typicality_weight
     table["trusted"] = table["troll_score"] <= config.max_troll_score
     return table.reset_index()

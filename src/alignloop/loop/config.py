@@ -48,6 +48,13 @@ class LoopConfig(Settings):
         description="Curation holds red-teaming against a user like any act; off: only their "
         "'safe' labels are judged (see `alignloop curate --help`).",
     )
+    min_scale: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Trust: the least scale of a user's shortfall in a signal (see "
+        "`alignloop curate --help`).",
+    )
     labels_judged_by: Literal["classifier", "peers"] = Field(
         "classifier",
         description="What people's safety labels are held against: the classifier, or the "

@@ -84,6 +84,9 @@ class DemoConfig(Settings):
         description="What curation holds people's safety labels against: the classifier, or "
         "the other users' labels of replies like it.",
     )
+    min_scale: float = Field(
+        0.0, ge=0, le=0.5, description="Trust: the least scale of a shortfall in a signal."
+    )
     seed: int = Field(0, description="Seed of the population, training and sampling.")
 
     def sized(self) -> DemoConfig:
@@ -117,6 +120,7 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         troll_filter=ARMS[arm],
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
+        min_scale=config.min_scale,
         train_steps=config.train_steps,
         reward_steps=config.reward_steps,
         eval_limit=config.eval_limit,

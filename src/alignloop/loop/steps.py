@@ -35,6 +35,7 @@ def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, A
         max_troll_score=config.max_troll_score if config.troll_filter else 1.0,
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
+        min_scale=config.min_scale,
         kinds=list(ROUND_KINDS),
     )
     result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))
