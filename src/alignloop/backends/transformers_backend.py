@@ -139,13 +139,8 @@ class TransformersBackend:
     ) -> list[list[list[Completion]]]:
         """The batcher's runner: all calls' prompts in batches of `max_batch_size` rows, each
         row sampled with its call's seed; the completions handed back per call."""
-        prompts = [p for call_prompts, _ in calls for p in call_prompts for _ in range(params.n)]
-        seeds = row_seeds(calls, params.n)
         completions: list[Completion] = []
-        for start in range(0, len(prompts), self.max_batch_size):
-            end = start + self.max_batch_size
-            inputs = self._encode(prompts[start:end])
-            output = self._run_generate(inputs, params, seeds[start:end])
+        for inputs, output in self._batches(calls, params):
             completions += self._completions(output, inputs, params)
         out, rows = [], iter(completions)
         for call_prompts, _ in calls:
@@ -212,12 +207,7 @@ class TransformersBackend:
         """(prompt ids, reply ids up to and including the end-of-turn token) per prompt and
         sample, batched with the KV cache: what PPO's rollouts learn from."""
         out = []
-        rows = [p for p in prompts for _ in range(params.n)]
-        seeds = row_seeds([(prompts, params.seed)], params.n)
-        for start in range(0, len(rows), self.max_batch_size):
-            end = start + self.max_batch_size
-            inputs = self._encode(rows[start:end])
-            output = self._run_generate(inputs, params, seeds[start:end])
+        for inputs, output in self._batches([(prompts, params.seed)], params):
             width, eos_ids = inputs["input_ids"].shape[1], self._eos_ids()
             for row, tokens in enumerate(output.tolist()):
                 mask = inputs["attention_mask"][row].tolist()
@@ -226,6 +216,16 @@ class TransformersBackend:
                 end = next((i for i, t in enumerate(reply) if t in eos_ids), None)
                 out.append((prompt, reply if end is None else reply[: end + 1]))
         return out
+
+    def _batches(self, calls: Sequence[Call], params: GenerationParams):
+        """(inputs, output ids) per batch of `max_batch_size` rows: the calls' prompts, each
+        repeated `params.n` times, every row sampled with its own seed (`row_seeds`)."""
+        rows = [p for call_prompts, _ in calls for p in call_prompts for _ in range(params.n)]
+        seeds = row_seeds(calls, params.n)
+        for start in range(0, len(rows), self.max_batch_size):
+            end = start + self.max_batch_size
+            inputs = self._encode(rows[start:end])
+            yield inputs, self._run_generate(inputs, params, seeds[start:end])
 
     def _run_generate(
         self, inputs, params: GenerationParams, seeds: Sequence[int], streamer=None, cancel=None

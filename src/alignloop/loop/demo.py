@@ -74,19 +74,10 @@ class DemoConfig(Settings):
     measure_concurrency: int = Field(
         8, ge=1, description="Held-out prompts asked at once when measuring (batched too)."
     )
-    judge_red_teaming: bool = Field(
-        True,
-        description="Curation holds red-teamers' probing and 'unsafe' labels against them "
-        "like any act; off: only their 'safe' labels are judged.",
-    )
-    labels_judged_by: Literal["classifier", "peers"] = Field(
-        "classifier",
-        description="What curation holds people's safety labels against: the classifier, or "
-        "the other users' labels of replies like it.",
-    )
-    min_scale: float = Field(
-        0.0, ge=0, le=0.5, description="Trust: the least scale of a shortfall in a signal."
-    )
+    # curation's trust options, as the loop takes them
+    judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
+    labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
+    min_scale: float = LoopConfig.model_fields["min_scale"]
     seed: int = Field(0, description="Seed of the population, training and sampling.")
 
     def sized(self) -> DemoConfig:
