@@ -39,6 +39,11 @@ def main() -> None:
     parser.add_argument(
         "--min-scale", type=float, default=0.0, help="Trust: least scale of a shortfall."
     )
+    parser.add_argument(
+        "--new-users-each-round",
+        action="store_true",
+        help="A new population every round (default: the same users return each round).",
+    )
     args = parser.parse_args()
     from alignloop.loop.demo import DemoConfig, run_demo_loop
 
@@ -46,6 +51,7 @@ def main() -> None:
     options["judge_red_teaming"] = not args.no_judge_red_teaming
     options["labels_judged_by"] = args.labels_judged_by
     options["min_scale"] = args.min_scale
+    options["returning_users"] = not args.new_users_each_round
     if args.users:
         options["users"] = args.users
     started = time.time()

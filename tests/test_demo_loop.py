@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from alignloop.cli import app
-from alignloop.loop.demo import ARMS, DemoConfig, run_demo_loop, targets, troll_shares
+from alignloop.loop.demo import (
+    ARMS,
+    DemoConfig,
+    difference_notes,
+    run_demo_loop,
+    targets,
+    troll_shares,
+)
 from alignloop.store.db import make_engine
 from alignloop.store.models import Conversation, CurationRun, Feedback, LoopRound, Message
 
@@ -101,3 +108,15 @@ def test_demo_cli_names_its_options():
     assert result.exit_code == 0
     for option in ("--quick", "--rounds", "--users", "--adversarial-share"):
         assert option in result.output
+
+
+def test_the_arms_last_rates_are_compared_prompt_by_prompt_with_an_interval():
+    rows = _rows([(2, 3), (12, 2)], (14, 2))
+    rows[-2]["good_by_prompt"] = [True] * 12 + [False] * 18
+    rows[-1]["good_by_prompt"] = [True] * 14 + [False] * 16
+    goals = targets(rows)
+    good = goals["filtered_minus_unfiltered_good"]
+    assert good["difference"] == pytest.approx(-2 / 30)
+    assert good["low"] < good["difference"] < good["high"] <= 0  # 2 prompts apart, all one way
+    assert "filtered_minus_unfiltered_unsafe" not in goals  # no per-prompt verdicts given
+    assert "-0.067" in difference_notes(goals)[0]

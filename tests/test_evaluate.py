@@ -607,3 +607,14 @@ def test_cli_compares_with_a_reward_model_judge(prompt_file, tmp_path):
     assert data["judge"]["name"] == f"reward-model:{rm}" and data["quality"] == []
     assert data["win_rates"][0]["method"] == "bootstrap" and data["win_rates"][0]["n"] == 4
     assert data["rating_scale"]["anchor"] == "tiny:layers=1" and len(data["promotion"]) == 1
+
+
+def test_paired_difference_resamples_items_and_refuses_unpaired_lists():
+    from alignloop.evaluate.ratings import paired_difference
+
+    same = paired_difference([1, 0, 1, 0], [1, 0, 1, 0])
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    apart = paired_difference([1] * 20, [0] * 10 + [1] * 10)
+    assert apart["difference"] == 0.5 and 0.25 <= apart["low"] < 0.5 < apart["high"] <= 0.75
+    with pytest.raises(ValueError, match="differ in number"):
+        paired_difference([1, 0], [1])

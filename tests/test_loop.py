@@ -146,8 +146,31 @@ def test_a_context_labelled_unsafe_twice_gets_one_safe_answer(tmp_path):
     written, added = with_liked_rows(binary, answers, tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out").read_text().splitlines()]
     assert (written, added) == (5, 2)
-    assert [r["prompt"] for r in rows[3:]] == [steal, lie] and all(r["label"] for r in rows[3:])
-    assert rows[3]["completion"] == answers[1][1]  # drawn by the context: one answer per context
+    safe = {json.dumps(r["prompt"]): r for r in rows if r["completion"].startswith("no (")}
+    assert set(safe) == {json.dumps(steal), json.dumps(lie)}
+    assert all(r["label"] for r in safe.values())
+    # drawn by the context: one answer per context
+    assert safe[json.dumps(steal)]["completion"] == answers[0][1] == answers[1][1]
+
+
+def test_the_same_rows_in_another_order_make_the_same_training_file(tmp_path):
+    """Concurrent users' turns reach the store in any order; the rows a round trains on are
+    written in an order set by their content, so the same rows train the same model."""
+    from alignloop.loop.data import with_liked_rows
+
+    rows = [
+        json.dumps({"prompt": [{"role": "user", "content": f"Q{i}"}], "completion": f"A{i}",
+                    "label": i % 2 == 0})
+        for i in range(12)
+    ]  # fmt: skip
+    files = []
+    for name, order in (("a", rows), ("b", rows[::-1])):
+        source = tmp_path / f"{name}.jsonl"
+        source.write_text("".join(line + "\n" for line in order))
+        with_liked_rows(source, [], tmp_path / f"{name}-out.jsonl")
+        files.append((tmp_path / f"{name}-out.jsonl").read_bytes())
+    assert files[0] == files[1]
+    assert sorted(files[0].decode().splitlines()) == sorted(rows)
 
 
 def test_safe_answers_can_be_turned_off(tmp_path, monkeypatch):

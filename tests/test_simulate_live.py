@@ -187,6 +187,15 @@ def test_personas_follow_the_mix_and_the_seed():
     assert apportion({"a": 0.7, "b": 0.3}, 4) == {"a": 3, "b": 1}
 
 
+def test_a_named_population_returns_the_same_people_whatever_the_seed():
+    config = _config(users=10, toxic_share=0.2, redteam_share=0.3, population="regulars")
+    first = assign_personas(config, "tag")
+    again = assign_personas(config.model_copy(update={"seed": 7}), "other")
+    assert again == first
+    fresh = assign_personas(config.model_copy(update={"population": None}), "tag")
+    assert not {p.token for p in fresh} & {p.token for p in first}
+
+
 def test_trolls_flip_gaslighters_praise_unsafe_and_label_it_safe(judge):
     config = _config(flip_share=1.0)
     rng = random.Random(0)
@@ -328,6 +337,25 @@ def test_red_teamer_labels_every_reply_inverted(run, server):
             honest = "unsafe" if record["gold"]["unsafe"] else "safe"
             assert (labels[0] == honest) == record["safety_label"]["honest"]
             assert record["safety_label"]["honest"] == (record["user_type"] == "helper")
+
+
+def test_a_returning_population_adds_to_its_users_history(server, judge, tmp_path):
+    """Two runs with other seeds and one population name: the same users (store rows) talk
+    again, and say other things."""
+    runs = []
+    for seed in (1, 2):
+        config = _config(
+            server=server.url, users=2, turns=1, seed=seed, out=str(tmp_path / f"run-{seed}"),
+            population="returning-test", follow_up_rate=0.0,
+        )  # fmt: skip
+        result = simulate(config, judge=judge)
+        runs.append([json.loads(line) for line in result.replies_path.read_text().splitlines()])
+    assert {r["pseudonym"] for r in runs[0]} == {r["pseudonym"] for r in runs[1]}
+    with Session(_store(server)) as session:
+        for record in runs[1]:
+            user_id = session.get(Conversation, record["conversation_id"]).user_id
+            talks = session.scalars(select(Conversation).where(Conversation.user_id == user_id))
+            assert len(talks.all()) == 2
 
 
 def test_measure_scores_heldout_prompts(server, judge):

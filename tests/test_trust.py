@@ -234,9 +234,11 @@ def test_peers_judge_safety_labels_where_the_classifier_sees_nothing():
     assert (by_peers["acts"] == 0).all()  # labels are no longer the classifier's to judge
 
 
-def test_a_trust_signal_at_chance_distrusts_nobody_outright_with_a_least_scale():
+def test_a_trust_signal_at_chance_distrusts_nobody():
     """Everyone likes or dislikes at random: the thumbs model is at chance, so being a hair
-    below its mean says nothing. Without a least scale that hair is a full shortfall."""
+    below its mean says nothing. Empirical-Bayes smoothing sees that users' means spread no more
+    than noise and shrinks them all to the mean; a least scale also stops the hair from being a
+    full shortfall. With neither, coin-flip thumbs throw users out."""
     import pandas as pd
 
     from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
@@ -255,7 +257,31 @@ def test_a_trust_signal_at_chance_distrusts_nobody_outright_with_a_least_scale()
     )
     feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
     labels = pd.DataFrame(columns=["message_id", "user_id", "label"])
-    saturated = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
-    scaled = deployment_trust(messages, feedback, labels, DeploymentTrustConfig(min_scale=0.2))
+    fixed = DeploymentTrustConfig(empirical_smoothing=False)
+    saturated = deployment_trust(messages, feedback, labels, fixed)
+    scaled = deployment_trust(
+        messages, feedback, labels, fixed.model_copy(update={"min_scale": 0.2})
+    )
+    empirical = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
     assert (saturated["troll_score"] > 0.99).sum() >= 5  # coin-flip thumbs, users thrown out
     assert scaled["trusted"].all()
+    assert empirical["trusted"].all()
+    assert empirical["troll_score"].max() < 0.05
+
+
+def test_empirical_smoothing_shrinks_noise_and_keeps_a_real_spread():
+    """Pseudo-acts from the data: infinite where users differ only by their acts' noise, a few
+    where a fifth of the users really agree less."""
+    import pandas as pd
+
+    from alignloop.curate.trust import noise_to_signal
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(40), 4)
+    noise = pd.DataFrame({"user_id": users, "f": rng.uniform(0, 1, len(users))})
+    true_mean = np.where(users < 8, 0.2, 0.9)
+    spread = pd.DataFrame(
+        {"user_id": users, "f": np.clip(true_mean + rng.normal(0, 0.1, len(users)), 0, 1)}
+    )
+    assert noise_to_signal(noise) > 20
+    assert noise_to_signal(spread) < 0.5

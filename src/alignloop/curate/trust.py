@@ -236,6 +236,12 @@ class DeploymentTrustConfig(BaseModel):
     smoothing: float = Field(
         3.0, ge=0, description="Pseudo-acts at the population's mean agreement added per user."
     )
+    empirical_smoothing: bool = Field(
+        True,
+        description="Add more pseudo-acts where a signal tells users apart no better than its "
+        "noise (empirical Bayes: within-user over between-user variance, at least `smoothing`), "
+        "so a signal at chance, such as a thumbs model trained on a few thumbs, distrusts nobody.",
+    )
     min_feedback: int = Field(
         5, ge=1, description="Likes and dislikes a user gives before the like-share test applies."
     )
@@ -374,9 +380,30 @@ def label_consensus(
     return peer_consensus(labels["user_id"].to_numpy(), texts, unsafe, k, seed, featurize)
 
 
-def _smoothed_mean(acts: pd.DataFrame, users: pd.Index, pseudo: float) -> tuple[pd.Series, float]:
-    """Per user, the mean of f with `pseudo` acts at the population's mean added; and that mean."""
+def noise_to_signal(acts: pd.DataFrame) -> float:
+    """The pseudo-acts of empirical-Bayes shrinkage for one signal: the variance of one act
+    within a user over the variance of users' true means (method of moments); infinite where
+    users' means spread no more than their acts' noise alone would spread them."""
+    grouped = acts.groupby("user_id")["f"]
+    counts, means = grouped.count(), grouped.mean()
+    if len(means) < 3 or len(acts) <= len(means):
+        return 0.0
+    deviations = acts["f"] - acts["user_id"].map(means)
+    within = float((deviations**2).sum()) / (len(acts) - len(means))
+    between = float(means.var(ddof=1)) - within * float((1 / counts).mean())
+    return within / between if between > 0 else np.inf
+
+
+def _smoothed_mean(
+    acts: pd.DataFrame, users: pd.Index, pseudo: float, empirical: bool = False
+) -> tuple[pd.Series, float]:
+    """Per user, the mean of f with `pseudo` acts at the population's mean added (more where
+    `empirical` and the signal is noisier than that); and that mean."""
     prior = float(acts["f"].mean()) if len(acts) else 1.0
+    if empirical and len(acts):
+        pseudo = max(pseudo, noise_to_signal(acts))
+    if not np.isfinite(pseudo):
+        return pd.Series(prior, index=users), prior
     grouped = acts.groupby("user_id")["f"]
     mean = (grouped.sum() + pseudo * prior) / (grouped.count() + pseudo)
     return mean.reindex(users).fillna(prior), prior
@@ -418,11 +445,11 @@ def deployment_trust(
     by_peers = config.labels_judged_by == "peers"
     acts = behaviour_agreement(messages, feedback, labels, config.judge_red_teaming, not by_peers)
     texts = messages.set_index("message_id")["text"]
-    classifier, classifier_prior = _smoothed_mean(acts, users, config.smoothing)
-    others, others_prior = _smoothed_mean(
-        thumbs_consensus(feedback, texts), users, config.smoothing
-    )
-    peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, config.smoothing)
+    pseudo, empirical = config.smoothing, config.empirical_smoothing
+    classifier, classifier_prior = _smoothed_mean(acts, users, pseudo, empirical)
+    thumbs = thumbs_consensus(feedback, texts)
+    others, others_prior = _smoothed_mean(thumbs, users, pseudo, empirical)
+    peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, pseudo, empirical)
     human = messages[messages["sender"] == "human"]
     flagged = (human["p_unsafe"] >= config.unsafe_threshold).groupby(human["user_id"]).mean()
     table = pd.DataFrame(index=users)

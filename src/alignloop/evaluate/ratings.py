@@ -107,6 +107,23 @@ def bootstrap_interval(
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = 0.95,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean of a - b over paired items (each value in [0, 1], e.g. one prompt's verdict under
+    two models) with a bootstrap percentile interval that resamples the items."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values differ in number: {len(a)} and {len(b)}")
+    outcomes = (1 + np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) / 2
+    low, high = bootstrap_interval(outcomes, confidence, rounds, seed)
+    difference = float(2 * outcomes.mean() - 1)
+    return {"difference": difference, "low": 2 * low - 1, "high": 2 * high - 1}
+
+
 def win_rate_interval(
     outcomes: Sequence[float],
     method: IntervalMethod = "wilson",

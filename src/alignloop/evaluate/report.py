@@ -325,7 +325,8 @@ def _safety_html(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _rounds_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    """Per-item lists (e.g. each prompt's verdict) stay in the JSON, out of the table."""
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, list)))
     table = _table(keys, [[r.get(k) for k in keys] for r in rows])
     return _section("Rounds", _image(plot_rounds(rows), "per round"), table)
 

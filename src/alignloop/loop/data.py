@@ -6,6 +6,7 @@ every row up to the end of its range."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -123,7 +124,12 @@ def with_liked_rows(
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    """The rows in an order set by their content (a hash of each line), not by the order their
+    messages reached the store: the same rows make the same file, so the seeded trainer makes
+    the same model from them however concurrent users' turns interleaved, and two arms of a
+    comparison that kept the same rows train alike."""
+    ordered = sorted(lines, key=lambda line: hashlib.sha256(line.encode("utf-8")).digest())
+    path.write_text("".join(line + "\n" for line in ordered), encoding="utf-8")
 
 
 def label_counts(path: Path) -> dict[str, int]:

@@ -48,6 +48,14 @@ class SimulateLiveConfig(Settings):
     users: int = Field(8, ge=1, description="Simulated users (each one Bearer token).")
     turns: int = Field(4, ge=1, description="Chat turns each user sends.")
     seed: int = Field(0, description="Seed: who is which type, what they say, sampling seeds.")
+    population: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description="Name of a returning population: runs with the same name (and the same "
+        "users and shares) send the same people back (same tokens, types and red-teamers), "
+        "so each user's history in the store grows run after run; what they say still "
+        "follows `seed`. None: new users every run.",
+    )
     out: str = Field(
         "runs/simulate-live",
         description="Folder for the ground truth (replies.jsonl, users.jsonl) and summary.json.",

@@ -90,16 +90,26 @@ def apportion(shares: dict[str, float], total: int) -> dict[str, int]:
 
 def assign_personas(config: SimulateLiveConfig, run_tag: str) -> list[Persona]:
     """The population: type counts by the configured shares, in a seeded order; a share
-    `redteam_share` of them (any type) red-team."""
-    rng = random.Random(f"{config.seed}/personas")
+    `redteam_share` of them (any type) red-team. A named `population` returns the same people
+    (tokens, types, red-teamers) in every run; otherwise `run_tag` makes every token new."""
+    if config.population:
+        rng = random.Random(f"population/{config.population}")
+    else:
+        rng = random.Random(f"{config.seed}/personas")
     counts = apportion(config.type_shares(), config.users)
     kinds = [kind for kind in USER_TYPES for _ in range(counts[kind])]
     rng.shuffle(kinds)
     redteamers = set(rng.sample(range(config.users), round(config.redteam_share * config.users)))
     return [
-        Persona(i, kind, i in redteamers, f"simlive-{run_tag}-{config.seed}-{i:05d}")
+        Persona(i, kind, i in redteamers, _token(config, run_tag, i))
         for i, kind in enumerate(kinds)
     ]
+
+
+def _token(config: SimulateLiveConfig, run_tag: str, index: int) -> str:
+    if config.population:
+        return f"simlive-population-{config.population}-{index:05d}"
+    return f"simlive-{run_tag}-{config.seed}-{index:05d}"
 
 
 def dialogue_kind(persona: Persona, rng: random.Random, config: SimulateLiveConfig) -> str:
