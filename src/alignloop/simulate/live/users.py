@@ -92,24 +92,18 @@ def assign_personas(config: SimulateLiveConfig, run_tag: str) -> list[Persona]:
     """The population: type counts by the configured shares, in a seeded order; a share
     `redteam_share` of them (any type) red-team. A named `population` returns the same people
     (tokens, types, red-teamers) in every run; otherwise `run_tag` makes every token new."""
-    if config.population:
-        rng = random.Random(f"population/{config.population}")
+    if config.population:  # the same people whatever the run or seed
+        rng_seed, tag = f"population/{config.population}", f"population-{config.population}"
     else:
-        rng = random.Random(f"{config.seed}/personas")
+        rng_seed, tag = f"{config.seed}/personas", f"{run_tag}-{config.seed}"
+    rng = random.Random(rng_seed)
     counts = apportion(config.type_shares(), config.users)
     kinds = [kind for kind in USER_TYPES for _ in range(counts[kind])]
     rng.shuffle(kinds)
     redteamers = set(rng.sample(range(config.users), round(config.redteam_share * config.users)))
     return [
-        Persona(i, kind, i in redteamers, _token(config, run_tag, i))
-        for i, kind in enumerate(kinds)
+        Persona(i, kind, i in redteamers, f"simlive-{tag}-{i:05d}") for i, kind in enumerate(kinds)
     ]
-
-
-def _token(config: SimulateLiveConfig, run_tag: str, index: int) -> str:
-    if config.population:
-        return f"simlive-population-{config.population}-{index:05d}"
-    return f"simlive-{run_tag}-{config.seed}-{index:05d}"
 
 
 def dialogue_kind(persona: Persona, rng: random.Random, config: SimulateLiveConfig) -> str:
