@@ -74,6 +74,7 @@ def test_cli_db_upgrade(tmp_path):
         ("simulate", "alignloop.simulate.live.config:SimulateLiveConfig"),
         ("serve", "alignloop.config:ServeConfig"),
         ("safety-bake", "alignloop.safety.baked:BakeConfig"),
+        ("safety-gate-data", "alignloop.safety.multitask:GateDataConfig"),
         ("evaluate-safety", "alignloop.evaluate.config:SafetyEvalConfig"),
         ("evaluate", "alignloop.evaluate.config:EvaluateConfig"),
         ("synth-rmsp", "alignloop.synth.rmsp:RmspConfig"),

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from alignloop.config import config_command
 from alignloop.safety.baked import BakeConfig
 from alignloop.safety.config import SafetyTrainConfig
+from alignloop.safety.multitask import GateDataConfig
 from alignloop.safety.sensitive import SensitiveTopicsConfig
 
 safety_app = typer.Typer(
@@ -126,6 +127,17 @@ def bake(settings: BakeConfig) -> None:
     console.print(
         f"wrote {len(result.rows)} SFT rows to {result.out} (card: {result.out}.card.json)"
     )
+    for key, value in result.counts().items():
+        console.print(f"  {key}: {value}")
+
+
+@config_command(safety_app, "gate-data", GateDataConfig, (GateDataConfig.__doc__ or "").strip())
+def gate_data(settings: GateDataConfig) -> None:
+    from alignloop.safety.multitask import build_gate_data
+
+    with console.status("building the gate's multi-task data"):
+        result = build_gate_data(settings)
+    console.print(f"wrote {len(result.rows)} rows to {result.out} (card: {result.out}.card.json)")
     for key, value in result.counts().items():
         console.print(f"  {key}: {value}")
 

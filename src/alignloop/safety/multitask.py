@@ -1,0 +1,247 @@
+"""The gate classifier's multi-task data (SPEC.md §4): one file of (context, response, label)
+rows that teaches a safety classifier both stages of the two-stage model.
+
+- **labelled**: (context, response, label) rows as they are (DiaSafety: replies in context);
+  with `risky_contexts`, each distinct context of these rows is also an unsafe lone user turn
+  (DiaSafety collected its contexts as the ones that invite an unsafe reply);
+- **risky**: the opening user turn of each dialogue, unsafe, scored alone (HH-RLHF's red-team
+  attempts, as BAD's adversarial human turns);
+- **benign**: every user turn of each dialogue, safe, scored alone; then every message after
+  its previous one, safe (ordinary replies in context);
+- **everyday topic rows**: the shipped sensitive-topic data's everyday utterances, safe alone.
+
+The input stage of the gate scores a user turn alone, (no context, turn); the output stage
+scores the reply after the conversation. A classifier trained on replies in context only (a
+DiaSafety classifier) reads lone openers out of its distribution and flags half of everyday
+greetings; these rows give it the input task too.
+
+`exclude` names prompts that must not be trained on (an evaluation's or a calibration's): a
+dialogue that opens with one, a labelled row whose context is one, and a lone turn that is
+one are left out. Rows keep the order above, so the same sources give the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from alignloop.config import Settings
+from alignloop.errors import ConfigError, Conflict, InvalidInput, NotFound
+from alignloop.safety.baked import SOURCE_HELP, load_dialogues, parse_source
+from alignloop.train.data import Message
+
+CARD_FORMAT = 1
+
+
+class GateDataConfig(Settings):
+    """Build the gate classifier's multi-task data: labelled replies in context, risky and
+    benign lone user turns, benign replies. Train on it with `alignloop safety train`."""
+
+    out: str = Field(
+        ...,
+        description="Output rows (.jsonl; must not exist yet); counts go beside it in "
+        "<out>.card.json.",
+    )
+    labelled: list[str] = Field(
+        default_factory=list,
+        description="Labelled (context, response, label) files kept as they are, e.g. "
+        "DiaSafety's train.json.",
+    )
+    risky_contexts: bool = Field(
+        False, description="Also learn each distinct context of the labelled rows as an "
+        "unsafe lone user turn (right for DiaSafety, whose contexts invite unsafe replies).",
+    )  # fmt: skip
+    risky: list[str] = Field(
+        default_factory=list,
+        description=f"Dialogues whose opening user turn is unsafe alone: {SOURCE_HELP}.",
+    )
+    benign: list[str] = Field(
+        default_factory=list,
+        description="Dialogues whose user turns are safe alone and whose replies are safe in "
+        "context (same spellings as risky).",
+    )
+    everyday_topic_rows: bool = Field(
+        True, description="Add the shipped sensitive-topic data's everyday utterances as safe "
+        "lone turns.",
+    )  # fmt: skip
+    exclude: str | None = Field(
+        None,
+        description="Prompts never trained on, one a line (.txt) or one JSON string a line "
+        "(.jsonl): dialogues opening with one, labelled rows in its context, lone turns equal "
+        "to one.",
+    )
+    skip_bad_rows: bool = Field(False, description="Leave bad source rows out instead of stopping.")
+
+    @field_validator("labelled", "risky", "benign", mode="before")
+    @classmethod
+    def _split_sources(cls, value: list[str] | str) -> list[str]:
+        if isinstance(value, str):  # the command line gives "chatterbot,sft:qa.jsonl"
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("risky", "benign")
+    @classmethod
+    def _known_sources(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for spec in value:
+            try:
+                parse_source(spec, info.field_name)
+            except ConfigError as err:
+                raise ValueError(err.message.partition(": ")[2]) from err
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _jsonl_out(cls, value: str) -> str:
+        if not value.endswith(".jsonl"):
+            raise ValueError(f"must end with .jsonl (the format safety train reads), got {value}")
+        return value
+
+
+@dataclass
+class GateData:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    excluded: int = 0
+    out: Path | None = None
+
+    def counts(self) -> dict[str, int]:
+        by_task = Counter(f"{r['task']}_{r['label']}" for r in self.rows)
+        return {"rows": len(self.rows), **dict(sorted(by_task.items())), "excluded": self.excluded}
+
+
+def read_prompts(path: str | Path, option: str = "exclude") -> set[str]:
+    """The prompts of a .txt (one a line) or .jsonl (one JSON string a line) file, stripped."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"option {option!r}: {path} is not a file; give a prompts file", option)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix != ".jsonl":
+        return {line.strip() for line in lines}
+    prompts = set()
+    for number, line in enumerate(lines, 1):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"option {option!r}: {path} line {number} is not a JSON string; write one "
+                'quoted prompt a line ("...") or use a .txt file',
+                option,
+            )
+        prompts.add(value.strip())
+    return prompts
+
+
+def multitask_rows(
+    labelled: Sequence[tuple[list[Message], str, bool]] = (),
+    risky: Sequence[Sequence[Message]] = (),
+    benign: Sequence[Sequence[Message]] = (),
+    everyday: Sequence[str] = (),
+    risky_contexts: bool = False,
+    exclude: Iterable[str] = (),
+) -> GateData:
+    """The rows in a fixed order: labelled, benign lone turns, everyday lone turns, benign
+    replies, risky lone turns, risky contexts (pure: no files)."""
+    skip = {text.strip() for text in exclude}
+    result = GateData()
+
+    def opens_excluded(messages: Sequence[Message]) -> bool:
+        first = messages[0]["content"].strip() if messages else ""
+        if first in skip:
+            result.excluded += 1
+        return first in skip
+
+    kept = [row for row in labelled if not opens_excluded(row[0])]
+    talks = [d for d in benign if not opens_excluded(d)]
+    attempts = [d for d in risky if not opens_excluded(d)]
+    add = result.rows.append
+    for context, response, unsafe in kept:
+        add(_row(context, response, unsafe, "labelled"))
+    turns = [m["content"] for d in talks for m in d if m["role"] == "user"]
+    for text in [*turns, *everyday]:
+        add(_row([], text, False, "input"))
+    for d in talks:
+        for k in range(1, len(d)):
+            add(_row([d[k - 1]], d[k]["content"], False, "reply"))
+    for d in attempts:
+        opening = next((m["content"] for m in d if m["role"] == "user"), None)
+        if opening is not None:
+            add(_row([], opening, True, "input"))
+    if risky_contexts:
+        contexts = dict.fromkeys(c[-1]["content"] for c, _, _ in kept if c)
+        for text in contexts:
+            add(_row([], text, True, "input"))
+    return result
+
+
+def _row(context: Sequence[Message], response: str, unsafe: bool, task: str) -> dict[str, Any]:
+    plain = [{"role": m["role"], "content": m["content"]} for m in context]
+    return {"context": plain, "response": response, "label": "unsafe" if unsafe else "safe",
+            "task": task}  # fmt: skip
+
+
+def build_gate_data(config: GateDataConfig) -> GateData:
+    """Read every source, build the rows and write `out` plus its card; any missing file or bad
+    row stops it before anything is written."""
+    from alignloop.safety.data import load_safety_examples
+    from alignloop.safety.sensitive import shipped_rows
+
+    out = Path(config.out)
+    _refuse_existing(out)
+    if not (config.labelled or config.risky or config.benign):
+        raise InvalidInput(
+            "nothing to build from: give labelled, risky or benign sources", "labelled"
+        )
+    labelled = []
+    for path in config.labelled:
+        if not Path(path).exists():
+            raise NotFound(f"option 'labelled': {path} does not exist", "labelled")
+        examples = load_safety_examples(path, skip_bad=config.skip_bad_rows)
+        labelled += [(e.context, e.response, bool(e.label)) for e in examples]
+    skip = config.skip_bad_rows
+    risky = [d for spec in config.risky for d in load_dialogues(spec, None, skip, "risky")]
+    benign = [d for spec in config.benign for d in load_dialogues(spec, None, skip, "benign")]
+    everyday = [r.text for r in shipped_rows() if r.topic == "none"]
+    result = multitask_rows(
+        labelled,
+        risky,
+        benign,
+        everyday if config.everyday_topic_rows else [],
+        config.risky_contexts,
+        read_prompts(config.exclude) if config.exclude else (),
+    )
+    card = {"format": CARD_FORMAT, "kind": "gate-data", "counts": result.counts(),
+            "sources": config.model_dump(exclude={"out"})}  # fmt: skip
+    write_rows(result, out, card)
+    return result
+
+
+def _refuse_existing(out: Path) -> None:
+    if out.exists():
+        raise Conflict(
+            f"option 'out': {out} already exists; choose a new out path (or delete that file)",
+            "out",
+        )
+
+
+def write_rows(result: GateData, out: Path, card: dict[str, Any]) -> None:
+    """The rows as JSONL and the card beside them, each moved into place whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rows).encode()
+    card = {**card, "sha256": hashlib.sha256(payload).hexdigest()}
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    partial.write_bytes(payload)
+    os.replace(partial, out)
+    card_file = out.with_name(out.name + ".card.json")
+    partial_card = card_file.with_name(f".{card_file.name}.partial-{os.getpid()}")
+    partial_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(partial_card, card_file)
+    result.out = out
