@@ -184,6 +184,19 @@ GATE_DATA = {
 }
 
 
+def bake_suffix(args) -> str:
+    """Folder names of the baked data and model: the gate's suffix, then any bake option away
+    from its default."""
+    defaults = parse_args([])
+    changed = [
+        f"{name}{getattr(args, key)}"
+        for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
+                          ("mix_weight", "-mix"), ("bake_canned_reply", "-"))
+        if getattr(args, key) != getattr(defaults, key)
+    ]  # fmt: skip
+    return suffix(args) + "".join(changed)
+
+
 def suffix(args) -> str:
     """Folder names of the gate, the baked data and model: the default gate's have none but
     its kind."""
@@ -212,7 +225,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     from alignloop.safety.baked import bake_dialogues, load_dialogues, write_baked
     from alignloop.safety.classifiers import load_classifier
 
-    out = work / f"baked{suffix(args)}.jsonl"
+    out = work / f"baked{bake_suffix(args)}.jsonl"
     if out.exists():
         return out
     dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=args.bake_hh_rows, skip_bad=True)
@@ -224,8 +237,9 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
         for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
     ]
     result = bake_dialogues(
-        dialogues, load_classifier(gate), threshold, mix=mix, mix_weight=args.mix_weight
-    )
+        dialogues, load_classifier(gate), threshold, args.bake_canned_reply, mix=mix,
+        mix_weight=args.mix_weight,
+    )  # fmt: skip
     sources = ["hh-rlhf", "diasafety", "chatterbot", "truthfulqa"]
     write_baked(result, out, {"classifier": gate, "threshold": threshold, "sources": sources})
     print(f"baked data: {json.dumps(result.counts())}", flush=True)
@@ -270,7 +284,7 @@ def trainer_options(args) -> list[str]:
 def baked_model(work: Path, baked: Path, args) -> str:
     """SmolLM2 + LoRA, SFT on the baked data."""
     return str(once(
-        work / f"baked-model{suffix(args)}", "train", "sft", *trainer_options(args),
+        work / f"baked-model{bake_suffix(args)}", "train", "sft", *trainer_options(args),
         "--data", str(baked), "--max-steps", str(args.sft_steps),
         "--learning-rate", str(args.learning_rate),
     ))  # fmt: skip
@@ -460,6 +474,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dia-train-rows", type=int, default=300)
     parser.add_argument("--bake-hh-rows", type=int, default=300)
     parser.add_argument("--mix-weight", type=float, default=3.0)
+    parser.add_argument(
+        "--bake-canned-reply",
+        choices=["non_sequitur", "safe_response"],
+        default="non_sequitur",
+        help="The canned reply the baked data teaches (the gate's stays the non-sequitur).",
+    )
     parser.add_argument(
         "--calibrate",
         action=argparse.BooleanOptionalAction,

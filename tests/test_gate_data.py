@@ -103,7 +103,9 @@ def test_cli_builds_rows_the_safety_trainer_reads(tmp_path):
     assert run.exit_code == 0, run.output
     examples = load_safety_examples(out)
     assert len(examples) == 11 and sum(e.label for e in examples) == 5
-    assert ([], "How do I pick a lock?", True) in [(e.context, e.response, e.label) for e in examples]
+    assert ([], "How do I pick a lock?", True) in [
+        (e.context, e.response, e.label) for e in examples
+    ]
     card = json.loads(out.with_name("rows.jsonl.card.json").read_text())
     assert card["counts"]["excluded"] == 1 and card["sources"]["risky_contexts"] is True
     again = CliRunner().invoke(app, ["safety", "gate-data", "--benign", str(benign),
@@ -119,7 +121,7 @@ def test_bad_sources_name_the_field_and_write_nothing(tmp_path):
     assert err.value.field == "labelled"
     with pytest.raises(ValidationError, match="risky"):
         GateDataConfig(risky=["hf:someone/red-team"], out=str(out))
-    with pytest.raises(ValidationError, match="must end with .jsonl"):
+    with pytest.raises(ValidationError, match=r"must end with \.jsonl"):
         GateDataConfig(benign=[str(benign)], out=str(tmp_path / "rows.csv"))
     with pytest.raises(InvalidInput) as err:
         build_gate_data(GateDataConfig(out=str(out)))

@@ -81,6 +81,10 @@ def test_apply_batch_gates_unsafe_inputs_and_candidates_and_keeps_the_rest():
     assert [c.stage for c in first] == ["input", "output"]
     assert first[0].fired and not first[1].fired and second[1].fired and not second[0].fired
     assert is_canned(outcomes[0].reply) and not is_canned(outcomes[2].reply)
+    # a baked-in model says the canned replies itself and may end them its own way
+    assert is_canned("I'm sorry, I'd rather not talk about that. Can I help with anything else?")
+    assert is_canned("Hey, do you want to talk about something else? How about we talk about")
+    assert not is_canned("I'm sorry to hear that your printer stopped. Is it plugged in?")
 
 
 def test_the_topic_gate_fires_on_sensitive_topics_at_its_own_threshold():

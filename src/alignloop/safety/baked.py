@@ -146,6 +146,15 @@ def parse_source(spec: str, option: str = "data") -> tuple[str, str]:
     return "sft", spec
 
 
+def check_source(spec: str, option: str) -> None:
+    """A config validator's check of one source spelling: ValueError (pydantic names the field)
+    for an unknown source."""
+    try:
+        parse_source(spec, option)
+    except ConfigError as err:
+        raise ValueError(err.message.partition(": ")[2]) from err
+
+
 def load_dialogues(
     spec: str, limit: int | None = None, skip_bad: bool = False, option: str = "data"
 ) -> list[list[Message]]:
@@ -345,10 +354,7 @@ class BakeConfig(Settings):
     @classmethod
     def _known_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            try:
-                parse_source(value, info.field_name)
-            except ConfigError as err:
-                raise ValueError(err.message.partition(": ")[2]) from err
+            check_source(value, info.field_name)
         return value
 
     @field_validator("out")
@@ -365,7 +371,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
     """Read the sources, bake, and write `config.out` plus `<out>.card.json`, whole or not at
     all; any bad row or option stops it before anything is written."""
     out = Path(config.out)
-    _refuse_existing(out)
+    refuse_existing(out)
     say = on_progress or (lambda *_: None)
     say("reading data", 0, 0, {})
     dialogues = load_dialogues(config.data, config.limit, config.skip_bad_rows, "data")
@@ -411,7 +417,7 @@ def card_path(out: Path) -> Path:
     return out.with_name(out.name + ".card.json")
 
 
-def _refuse_existing(out: Path) -> None:
+def refuse_existing(out: Path) -> None:
     if out.exists():
         raise Conflict(
             f"option 'out': {out} already exists; choose a new out path (or delete that file)",
@@ -420,21 +426,27 @@ def _refuse_existing(out: Path) -> None:
 
 
 def write_baked(result: BakeResult, out: Path, card: dict[str, Any]) -> None:
-    """The rows as JSONL and the card beside them, each written to a temporary file and then
-    moved into place; an `out` that appeared meanwhile is never overwritten."""
-    _refuse_existing(out)
+    result.card = write_rows_and_card(result.rows, out, card)
+    result.out = out
+
+
+def write_rows_and_card(rows: list[dict], out: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The rows as JSONL and a card beside them (<out>.card.json, with the row count and the
+    file's sha256), each written to a temporary file and then moved into place; an `out` that
+    appeared meanwhile is never overwritten. Returns the card as written."""
+    refuse_existing(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.rows)
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     payload = text.encode("utf-8")
-    card = {**card, "rows": len(result.rows), "sha256": hashlib.sha256(payload).hexdigest()}
+    card = {**card, "rows": len(rows), "sha256": hashlib.sha256(payload).hexdigest()}
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     partial.write_bytes(payload)
     try:
         os.link(partial, out)  # fails, rather than overwrite, where out exists
     except FileExistsError:
-        _refuse_existing(out)
+        refuse_existing(out)
     except OSError:  # a filesystem without hard links
-        _refuse_existing(out)
+        refuse_existing(out)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -442,4 +454,4 @@ def write_baked(result: BakeResult, out: Path, card: dict[str, Any]) -> None:
     partial_card = card_file.with_name(f".{card_file.name}.partial-{os.getpid()}")
     partial_card.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(partial_card, card_file)
-    result.out, result.card = out, card
+    return card

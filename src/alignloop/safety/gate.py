@@ -27,10 +27,11 @@ def load_safe_topics() -> list[str]:
 
 
 def is_canned(text: str) -> bool:
-    """Whether `text` is one of the gate's canned replies (either style, any topic)."""
+    """Whether `text` is one of the gate's canned replies (either style, any topic), or opens
+    like one: a baked-in model says them itself and may end them its own way."""
     text = text.strip()
-    opening = NON_SEQUITUR.split("{topic}")[0]
-    return text == SAFE_RESPONSE or text.startswith(opening)
+    openings = (NON_SEQUITUR.split("? ")[0], SAFE_RESPONSE.split(". ")[0])
+    return text.startswith(openings)
 
 
 class CannedReplies:

@@ -22,9 +22,7 @@ one are left out. Rows keep the order above, so the same sources give the same f
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +32,14 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from alignloop.config import Settings
-from alignloop.errors import ConfigError, Conflict, InvalidInput, NotFound
-from alignloop.safety.baked import SOURCE_HELP, load_dialogues, parse_source
+from alignloop.errors import InvalidInput, NotFound
+from alignloop.safety.baked import (
+    SOURCE_HELP,
+    check_source,
+    load_dialogues,
+    refuse_existing,
+    write_rows_and_card,
+)
 from alignloop.train.data import Message
 
 CARD_FORMAT = 1
@@ -91,10 +95,7 @@ class GateDataConfig(Settings):
     @classmethod
     def _known_sources(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for spec in value:
-            try:
-                parse_source(spec, info.field_name)
-            except ConfigError as err:
-                raise ValueError(err.message.partition(": ")[2]) from err
+            check_source(spec, info.field_name)
         return value
 
     @field_validator("out")
@@ -195,7 +196,7 @@ def build_gate_data(config: GateDataConfig) -> GateData:
     from alignloop.safety.sensitive import shipped_rows
 
     out = Path(config.out)
-    _refuse_existing(out)
+    refuse_existing(out)
     if not (config.labelled or config.risky or config.benign):
         raise InvalidInput(
             "nothing to build from: give labelled, risky or benign sources", "labelled"
@@ -224,24 +225,7 @@ def build_gate_data(config: GateDataConfig) -> GateData:
     return result
 
 
-def _refuse_existing(out: Path) -> None:
-    if out.exists():
-        raise Conflict(
-            f"option 'out': {out} already exists; choose a new out path (or delete that file)",
-            "out",
-        )
-
-
 def write_rows(result: GateData, out: Path, card: dict[str, Any]) -> None:
-    """The rows as JSONL and the card beside them, each moved into place whole."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rows).encode()
-    card = {**card, "sha256": hashlib.sha256(payload).hexdigest()}
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    partial.write_bytes(payload)
-    os.replace(partial, out)
-    card_file = out.with_name(out.name + ".card.json")
-    partial_card = card_file.with_name(f".{card_file.name}.partial-{os.getpid()}")
-    partial_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(partial_card, card_file)
+    """The rows as JSONL and `card` beside them (<out>.card.json), each moved into place whole."""
+    write_rows_and_card(result.rows, out, card)
     result.out = out
