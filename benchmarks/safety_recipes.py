@@ -3,13 +3,14 @@ gate), baked-in safety (SFT on baked data, no gate) and baked-in + two-stage.
 
 What it builds, each step cached under --work so an interrupted run picks up where it stopped:
 - the gate's safety classifier (default: MiniLM fine-tuned for one epoch on the multi-task data
-  of `alignloop.safety.multitask`, --gate-data multitask-contexts): DiaSafety train's replies in
-  context; lone user turns as the input stage sees them (HH-RLHF red-team turns of rows
+  of `alignloop.safety.multitask`, --gate-data multitask-compliance): DiaSafety train's replies
+  in context; lone user turns as the input stage sees them (HH-RLHF red-team turns of rows
   0..1125 and DiaSafety train's contexts unsafe; the training chatterbot conversations' turns,
   TruthfulQA training questions and the topic data's everyday rows safe); chatterbot and
-  TruthfulQA answers safe in context. No calibration or evaluation prompt is among them
-  (DiaSafety's val contexts recur in train, HH-RLHF repeats some first turns: both left out).
-  --gate-data diasafety / multitask and --gate-kind embedding give the earlier gates;
+  TruthfulQA answers safe in context; HH-RLHF's rejected replies of rows 0..1125 unsafe in
+  context. No calibration or evaluation prompt is among them (DiaSafety's val contexts recur in
+  train, HH-RLHF repeats some first turns: both left out). --gate-data diasafety / multitask /
+  multitask-contexts and --gate-kind embedding give the earlier gates;
 - the sensitive-topic classifier: `alignloop safety topics` (the package's own topic data);
 - two judges, MiniLM fine-tuned for one epoch, neither used by the gate: on DiaSafety train,
   and on DiaSafety train plus ordinary replies in context (the training chatterbot answers and
@@ -17,8 +18,9 @@ What it builds, each step cached under --work so an interrupted run picks up whe
 - baked data: HH-RLHF harmless-base rows [0, --bake-hh-rows) and DiaSafety train dialogues
   (--dia-train-rows), no evaluation prompt among them, every target whose input or itself fires
   the gate's classifier at the gate's threshold replaced by the canned reply, mixed
-  (--mix-weight per baked dialogue) with unmodified chatterbot conversations and TruthfulQA
-  answers (no evaluation or calibration prompt among them);
+  (--mix-weight per baked dialogue) with unmodified chatterbot conversations, TruthfulQA
+  answers and the base model's own replies to the package's everyday prompts
+  (--bake-keep-everyday; no evaluation or calibration prompt among them);
 - the baked-in model: SmolLM2 + LoRA SFT on that data (`alignloop train sft`);
 - the engagingness judge: a reward model (`alignloop train reward`, SmolLM2 + LoRA) trained on
   synthetic pairs from chatterbot conversations outside the evaluation prompts (the corpus
@@ -122,7 +124,9 @@ JUDGE_DATA = {
 }
 
 
-def multitask_data(work: Path, held_out: set[str], contexts: bool = False) -> Path:
+def multitask_data(
+    work: Path, held_out: set[str], contexts: bool = False, compliance: bool = False
+) -> Path:
     """SPEC.md §4's multi-task data (`alignloop.safety.multitask`): DiaSafety train's replies in
     context; every user turn of the training chatterbot conversations, the TruthfulQA training
     questions and the topic data's everyday rows safe alone; the chatterbot and TruthfulQA
@@ -134,13 +138,20 @@ def multitask_data(work: Path, held_out: set[str], contexts: bool = False) -> Pa
     medical questions, toxic or biased statements), as BAD's adversarial human turns are. 433
     of DiaSafety val's 1,029 contexts are also train contexts, so every train row whose context
     is a val context (an evaluation prompt) is left out of this data, and so is every red-team
-    turn that recurs among the calibration or evaluation rows."""
+    turn that recurs among the calibration or evaluation rows.
+
+    With `compliance`, the output task also learns HH-RLHF's rejected replies of the same
+    training rows as unsafe after their context: DiaSafety's replies teach it toxic agreement
+    and risky advice but not compliance with a red-team request ("the best time to break in
+    is ..."), which is what the judge finds in the replies the gate lets through."""
     from alignloop.evaluate.prompts import load_prompt_set
+    from alignloop.safety.baked import load_dialogues
     from alignloop.safety.data import load_safety_examples
     from alignloop.safety.multitask import multitask_rows, write_rows
     from alignloop.safety.sensitive import shipped_rows
 
-    out = work / f"gate-multitask{'-contexts' if contexts else ''}.jsonl"
+    name = "-contexts" * contexts + "-compliance" * compliance
+    out = work / f"gate-multitask{name}.jsonl"
     if out.exists():
         return out
     exclude = held_out | set(calibration_openers()) | (evaluated_prompts() if contexts else set())
@@ -155,8 +166,12 @@ def multitask_data(work: Path, held_out: set[str], contexts: bool = False) -> Pa
         everyday=[row.text for row in shipped_rows() if row.topic == "none"],
         risky_contexts=contexts,
         exclude=exclude,
+        unsafe_replies=load_dialogues(f"hh-rlhf-rejected:{HH}", HH_GATE_ROWS, skip_bad=True)
+        if compliance
+        else (),
     )
-    write_rows(result, out, {"counts": result.counts(), "contexts": contexts})
+    card = {"counts": result.counts(), "contexts": contexts, "compliance": compliance}
+    write_rows(result, out, card)
     return out
 
 
@@ -181,6 +196,9 @@ GATE_DATA = {
     "diasafety": lambda work, held_out: DIA_TRAIN,
     "multitask": multitask_data,
     "multitask-contexts": lambda work, held_out: multitask_data(work, held_out, contexts=True),
+    "multitask-compliance": lambda work, held_out: multitask_data(
+        work, held_out, contexts=True, compliance=True
+    ),
 }
 
 
@@ -191,7 +209,8 @@ def bake_suffix(args) -> str:
     changed = [
         f"{name}{getattr(args, key)}"
         for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
-                          ("mix_weight", "-mix"), ("bake_canned_reply", "-"))
+                          ("mix_weight", "-mix"), ("bake_canned_reply", "-"),
+                          ("bake_keep_everyday", "-keep"))
         if getattr(args, key) != getattr(defaults, key)
     ]  # fmt: skip
     return suffix(args) + "".join(changed)
@@ -236,6 +255,8 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
         [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
     ]
+    if args.bake_keep_everyday:
+        mix += everyday_base_replies(work, args)
     result = bake_dialogues(
         dialogues, load_classifier(gate), threshold, args.bake_canned_reply, mix=mix,
         mix_weight=args.mix_weight,
@@ -244,6 +265,33 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     write_baked(result, out, {"classifier": gate, "threshold": threshold, "sources": sources})
     print(f"baked data: {json.dumps(result.counts())}", flush=True)
     return out
+
+
+def everyday_base_replies(work: Path, args) -> list[list[dict]]:
+    """The base model's own replies to the package's everyday prompts (the topic data's
+    everyday rows, the synthetic-data seed queries), as dialogues for the bake's mix.
+
+    Chatterbot's greetings and tech-support conversations all open with an evaluation prompt,
+    so the mix held no small talk or device trouble, and the baked model learnt the canned
+    reply for them ("Hello", "My printer is not printing"). Its own replies, learnt back, tell
+    it to answer such turns as it did before baking."""
+    from alignloop.evaluate.prompts import PromptSet
+    from alignloop.safety.sensitive import shipped_rows
+    from alignloop.synth.files import package_file, read_seed_queries
+
+    texts = [row.text for row in shipped_rows() if row.topic == "none"]
+    texts += read_seed_queries(package_file("seed_queries.txt"))
+    held_out = (
+        evaluated_prompts() | held_out_openers(args.benign_limit) | set(calibration_openers())
+    )
+    texts = [t for t in dict.fromkeys(texts) if t.strip() not in held_out]
+    prompts = PromptSet("everyday", [[{"role": "user", "content": t}] for t in texts], "benign", "")
+    said = replies(work, "smollm2", [prompts], args, tag="-everyday")["everyday"]
+    return [
+        [*prompt, {"role": "assistant", "content": reply}]
+        for prompt, reply in zip(prompts.prompts, said, strict=True)
+        if reply.strip()
+    ]
 
 
 def evaluated_prompts() -> set[str]:
@@ -450,9 +498,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gate-data",
         choices=sorted(GATE_DATA),
-        default="multitask-contexts",
+        default="multitask-compliance",
         help="The gate classifier's training data (multitask adds user turns; "
-        "multitask-contexts adds DiaSafety's contexts as unsafe user turns too).",
+        "multitask-contexts adds DiaSafety's contexts as unsafe user turns too; "
+        "multitask-compliance adds HH-RLHF's rejected replies as unsafe replies too).",
     )
     parser.add_argument(
         "--gate-kind",
@@ -474,6 +523,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dia-train-rows", type=int, default=300)
     parser.add_argument("--bake-hh-rows", type=int, default=300)
     parser.add_argument("--mix-weight", type=float, default=3.0)
+    parser.add_argument(
+        "--bake-keep-everyday",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Add the base model's own replies to the package's everyday prompts to the bake's "
+        "mix (--no-bake-keep-everyday: the chatterbot and TruthfulQA mix only).",
+    )
     parser.add_argument(
         "--bake-canned-reply",
         choices=["non_sequitur", "safe_response"],

@@ -69,6 +69,25 @@ def test_rows_teach_both_stages_in_a_fixed_order():
     assert [r["response"] for r in plain.rows][-2:] == ["How do I pick a lock?", "Insult me"]
 
 
+def test_unsafe_replies_are_learnt_after_their_whole_context():
+    complied = [
+        [user("How do I break into a house?"), bot("Why?"), user("Just tell me"),
+         bot("Go at night and break a back window.")],
+        [user("Hello"), bot("Hi, here is how to hotwire a car.")],
+        [bot("A reply with no context is left out.")],
+    ]  # fmt: skip
+    data = multitask_rows(BENIGN[:0], unsafe_replies=complied, exclude=["Hello"])
+    got = [(r["task"], [m["content"] for m in r["context"]], r["response"], r["label"])
+           for r in data.rows]  # fmt: skip
+    assert got == [(
+        "reply", ["How do I break into a house?", "Why?", "Just tell me"],
+        "Go at night and break a back window.", "unsafe",
+    )]  # fmt: skip
+    assert data.counts() == {"rows": 1, "reply_unsafe": 1, "excluded": 1}
+    last = multitask_rows(LABELLED, RISKY, BENIGN, unsafe_replies=complied[:1]).rows[-1]
+    assert (last["task"], last["label"]) == ("reply", "unsafe")  # after every other row
+
+
 def test_excluded_prompts_are_never_trained_on():
     data = multitask_rows(
         LABELLED, RISKY, BENIGN, risky_contexts=True,
@@ -149,4 +168,25 @@ def test_the_shipped_config_builds_from_diasafety_hh_rlhf_and_chatterbot(tmp_pat
     # HH-RLHF's 1,822 usable red-team openers plus DiaSafety's 6,512 distinct contexts
     assert counts["input_unsafe"] == 1822 + 6512
     assert counts["input_safe"] > 1000 and counts["reply_safe"] > 1000
+    assert counts["reply_unsafe"] == 1822  # HH-RLHF's rejected replies
     assert len(load_safety_examples(out)) == counts["rows"]
+
+
+@pytest.mark.skipif(not (SHARED / "data").exists(), reason="needs ../shared/data")
+def test_hh_rlhf_rejected_replies_become_unsafe_replies(tmp_path):
+    from alignloop.safety.baked import load_dialogues
+
+    hh = f"{SHARED / 'data' / 'hh-rlhf' / 'harmless-base-dev.jsonl.gz'}"
+    chosen = load_dialogues(f"hh-rlhf:{hh}", limit=20, skip_bad=True)
+    rejected = load_dialogues(f"hh-rlhf-rejected:{hh}", limit=20, skip_bad=True)
+    assert [d[:-1] for d in rejected] == [d[:-1] for d in chosen]  # the same prompts
+    assert [d[-1] for d in rejected] != [d[-1] for d in chosen]
+    out = tmp_path / "rows.jsonl"
+    config = GateDataConfig(unsafe_replies=[f"hh-rlhf-rejected:{hh}"], skip_bad_rows=True,
+                            everyday_topic_rows=False, out=str(out))  # fmt: skip
+    counts = build_gate_data(config).counts()
+    assert counts == {"rows": 1822, "reply_unsafe": 1822, "excluded": 0}
+    examples = load_safety_examples(out)
+    assert examples[0].response == rejected[0][-1]["content"] and examples[0].label
+    with pytest.raises(ValidationError, match="unsafe_replies"):
+        GateDataConfig(unsafe_replies=["hh-rejected:x.gz"], out=str(out))

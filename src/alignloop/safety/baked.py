@@ -54,9 +54,9 @@ SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
 CARD_FORMAT = 1
 SOURCE_HELP = (
     "'PATH' or 'sft:PATH' (rows with messages), 'hh-rlhf:PATH' (HH-RLHF pairs: the chosen "
-    "dialogue), 'diasafety:PATH' (context, response rows) or 'chatterbot', "
-    "'chatterbot:LANGUAGE', 'chatterbot:LANGUAGE/CATEGORY' (the chatterbot-corpus package; "
-    "default english, every category)"
+    "dialogue; 'hh-rlhf-rejected:PATH' the rejected one), 'diasafety:PATH' (context, response "
+    "rows) or 'chatterbot', 'chatterbot:LANGUAGE', 'chatterbot:LANGUAGE/CATEGORY' (the "
+    "chatterbot-corpus package; default english, every category)"
 )
 
 
@@ -90,6 +90,17 @@ def _hh_rlhf_source(
 
     pairs = load_examples(_existing(arg, option), "pairs", limit, skip_bad)
     return [[*p.prompt, {"role": "assistant", "content": p.chosen}] for p in pairs]
+
+
+def _hh_rlhf_rejected_source(
+    arg: str, limit: int | None, skip_bad: bool, option: str
+) -> list[list[Message]]:
+    """HH-RLHF pairs' rejected dialogue: the shared prefix, then the reply people found the more
+    harmful of the two (in the red-team data, mostly compliance)."""
+    from alignloop.train.data import load_examples
+
+    pairs = load_examples(_existing(arg, option), "pairs", limit, skip_bad)
+    return [[*p.prompt, {"role": "assistant", "content": p.rejected}] for p in pairs]
 
 
 def _diasafety_source(
@@ -128,6 +139,7 @@ Loader = Callable[[str, int | None, bool, str], list[list[Message]]]
 SOURCES: dict[str, Loader] = {
     "sft": _sft_source,
     "hh-rlhf": _hh_rlhf_source,
+    "hh-rlhf-rejected": _hh_rlhf_rejected_source,
     "diasafety": _diasafety_source,
     "chatterbot": _chatterbot_source,
 }

@@ -8,7 +8,10 @@ rows that teaches a safety classifier both stages of the two-stage model.
   attempts, as BAD's adversarial human turns);
 - **benign**: every user turn of each dialogue, safe, scored alone; then every message after
   its previous one, safe (ordinary replies in context);
-- **everyday topic rows**: the shipped sensitive-topic data's everyday utterances, safe alone.
+- **everyday topic rows**: the shipped sensitive-topic data's everyday utterances, safe alone;
+- **unsafe replies**: the last reply of each dialogue, unsafe after its context (HH-RLHF's
+  rejected replies: compliance with a red-team request, which DiaSafety's replies do not
+  teach the output stage).
 
 The input stage of the gate scores a user turn alone, (no context, turn); the output stage
 scores the reply after the conversation. A classifier trained on replies in context only (a
@@ -82,16 +85,21 @@ class GateDataConfig(Settings):
         "(.jsonl): dialogues opening with one, labelled rows in its context, lone turns equal "
         "to one.",
     )
+    unsafe_replies: list[str] = Field(
+        default_factory=list,
+        description="Dialogues whose last reply is unsafe after its context, e.g. "
+        "'hh-rlhf-rejected:PATH' (same spellings as risky).",
+    )
     skip_bad_rows: bool = Field(False, description="Leave bad source rows out instead of stopping.")
 
-    @field_validator("labelled", "risky", "benign", mode="before")
+    @field_validator("labelled", "risky", "benign", "unsafe_replies", mode="before")
     @classmethod
     def _split_sources(cls, value: list[str] | str) -> list[str]:
         if isinstance(value, str):  # the command line gives "chatterbot,sft:qa.jsonl"
             value = [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @field_validator("risky", "benign")
+    @field_validator("risky", "benign", "unsafe_replies")
     @classmethod
     def _known_sources(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for spec in value:
@@ -148,9 +156,10 @@ def multitask_rows(
     everyday: Sequence[str] = (),
     risky_contexts: bool = False,
     exclude: Iterable[str] = (),
+    unsafe_replies: Sequence[Sequence[Message]] = (),
 ) -> GateData:
     """The rows in a fixed order: labelled, benign lone turns, everyday lone turns, benign
-    replies, risky lone turns, risky contexts (pure: no files)."""
+    replies, risky lone turns, risky contexts, unsafe replies (pure: no files)."""
     skip = {text.strip() for text in exclude}
     result = GateData()
 
@@ -163,6 +172,7 @@ def multitask_rows(
     kept = [row for row in labelled if not opens_excluded(row[0])]
     talks = [d for d in benign if not opens_excluded(d)]
     attempts = [d for d in risky if not opens_excluded(d)]
+    complied = [d for d in unsafe_replies if len(d) > 1 and not opens_excluded(d)]
     add = result.rows.append
     for context, response, unsafe in kept:
         add(_row(context, response, unsafe, "labelled"))
@@ -180,6 +190,8 @@ def multitask_rows(
         contexts = dict.fromkeys(c[-1]["content"] for c, _, _ in kept if c)
         for text in contexts:
             add(_row([], text, True, "input"))
+    for d in complied:
+        add(_row(d[:-1], d[-1]["content"], True, "reply"))
     return result
 
 
@@ -197,9 +209,10 @@ def build_gate_data(config: GateDataConfig) -> GateData:
 
     out = Path(config.out)
     refuse_existing(out)
-    if not (config.labelled or config.risky or config.benign):
+    if not (config.labelled or config.risky or config.benign or config.unsafe_replies):
         raise InvalidInput(
-            "nothing to build from: give labelled, risky or benign sources", "labelled"
+            "nothing to build from: give labelled, risky, benign or unsafe_replies sources",
+            "labelled",
         )
     labelled = []
     for path in config.labelled:
@@ -210,6 +223,10 @@ def build_gate_data(config: GateDataConfig) -> GateData:
     skip = config.skip_bad_rows
     risky = [d for spec in config.risky for d in load_dialogues(spec, None, skip, "risky")]
     benign = [d for spec in config.benign for d in load_dialogues(spec, None, skip, "benign")]
+    complied = [
+        d for spec in config.unsafe_replies
+        for d in load_dialogues(spec, None, skip, "unsafe_replies")
+    ]  # fmt: skip
     everyday = [r.text for r in shipped_rows() if r.topic == "none"]
     result = multitask_rows(
         labelled,
@@ -218,6 +235,7 @@ def build_gate_data(config: GateDataConfig) -> GateData:
         everyday if config.everyday_topic_rows else [],
         config.risky_contexts,
         read_prompts(config.exclude) if config.exclude else (),
+        complied,
     )
     card = {"format": CARD_FORMAT, "kind": "gate-data", "counts": result.counts(),
             "sources": config.model_dump(exclude={"out"})}  # fmt: skip
