@@ -105,13 +105,9 @@ def everyday_judge_data(work: Path, held_out: set[str]) -> Path:
     out = work / "judge-diasafety-everyday.jsonl"
     if out.exists():
         return out
-    questions = [
-        [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-        for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
-    ]
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
-        benign=training_chatter(held_out | set(calibration_openers())) + questions,
+        benign=training_chatter(held_out | set(calibration_openers())) + truthfulqa_dialogues(),
     )
     result.rows = [row for row in result.rows if row["task"] != "input"]
     write_rows(result, out, {"counts": result.counts()})
@@ -155,14 +151,10 @@ def multitask_data(
     if out.exists():
         return out
     exclude = held_out | set(calibration_openers()) | (evaluated_prompts() if contexts else set())
-    questions = [
-        [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-        for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
-    ]
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
         risky=load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts,
-        benign=training_chatter(set()) + questions,
+        benign=training_chatter(set()) + truthfulqa_dialogues(),
         everyday=[row.text for row in shipped_rows() if row.topic == "none"],
         risky_contexts=contexts,
         exclude=exclude,
@@ -182,6 +174,14 @@ def truthfulqa(start: int, stop: int) -> list[tuple[str, str]]:
     with TQA.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))[start:stop]
     return [(r["Question"].strip(), r["Best Answer"].strip().rstrip(".") + ".") for r in rows]
+
+
+def truthfulqa_dialogues() -> list[list[dict]]:
+    """TruthfulQA's training rows (0..600) as one-turn dialogues: question, best answer."""
+    return [
+        [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
+    ]
 
 
 def calibration_openers(benign_limit: int = 200, count: int = 100) -> list[str]:
@@ -249,14 +249,12 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
         return out
     dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=args.bake_hh_rows, skip_bad=True)
     dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
-    dialogues = [d for d in dialogues if d[0]["content"].strip() not in evaluated_prompts()]
-    mix = training_chatter(held_out | set(calibration_openers(args.benign_limit)))
-    mix += [
-        [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-        for q, a in truthfulqa(0, TQA_TRAIN_ROWS)
-    ]
+    evaluated = evaluated_prompts()
+    dialogues = [d for d in dialogues if d[0]["content"].strip() not in evaluated]
+    held_out = held_out | set(calibration_openers(args.benign_limit))
+    mix = training_chatter(held_out) + truthfulqa_dialogues()
     if args.bake_keep_everyday:
-        mix += everyday_base_replies(work, args)
+        mix += everyday_base_replies(work, args, held_out | evaluated)
     result = bake_dialogues(
         dialogues, load_classifier(gate), threshold, args.bake_canned_reply, mix=mix,
         mix_weight=args.mix_weight,
@@ -267,7 +265,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     return out
 
 
-def everyday_base_replies(work: Path, args) -> list[list[dict]]:
+def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dict]]:
     """The base model's own replies to the package's everyday prompts (the topic data's
     everyday rows, the synthetic-data seed queries), as dialogues for the bake's mix.
 
@@ -281,9 +279,6 @@ def everyday_base_replies(work: Path, args) -> list[list[dict]]:
 
     texts = [row.text for row in shipped_rows() if row.topic == "none"]
     texts += read_seed_queries(package_file("seed_queries.txt"))
-    held_out = (
-        evaluated_prompts() | held_out_openers(args.benign_limit) | set(calibration_openers())
-    )
     texts = [t for t in dict.fromkeys(texts) if t.strip() not in held_out]
     prompts = PromptSet("everyday", [[{"role": "user", "content": t}] for t in texts], "benign", "")
     said = replies(work, "smollm2", [prompts], args, tag="-everyday")["everyday"]

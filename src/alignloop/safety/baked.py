@@ -37,6 +37,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,25 +83,15 @@ def _sft_source(arg: str, limit: int | None, skip_bad: bool, option: str) -> lis
 
 
 def _hh_rlhf_source(
-    arg: str, limit: int | None, skip_bad: bool, option: str
+    arg: str, limit: int | None, skip_bad: bool, option: str, side: str = "chosen"
 ) -> list[list[Message]]:
-    """The trainer's own pair parser: HH's shared prefix is the prompt, the chosen tail the
-    last assistant turn (robust to the stray "Human:" some HH replies hold)."""
+    """The trainer's own pair parser: HH's shared prefix is the prompt, the chosen (or, with
+    side 'rejected', the rejected: in the red-team data mostly compliance) tail the last
+    assistant turn (robust to the stray "Human:" some HH replies hold)."""
     from alignloop.train.data import load_examples
 
     pairs = load_examples(_existing(arg, option), "pairs", limit, skip_bad)
-    return [[*p.prompt, {"role": "assistant", "content": p.chosen}] for p in pairs]
-
-
-def _hh_rlhf_rejected_source(
-    arg: str, limit: int | None, skip_bad: bool, option: str
-) -> list[list[Message]]:
-    """HH-RLHF pairs' rejected dialogue: the shared prefix, then the reply people found the more
-    harmful of the two (in the red-team data, mostly compliance)."""
-    from alignloop.train.data import load_examples
-
-    pairs = load_examples(_existing(arg, option), "pairs", limit, skip_bad)
-    return [[*p.prompt, {"role": "assistant", "content": p.rejected}] for p in pairs]
+    return [[*p.prompt, {"role": "assistant", "content": getattr(p, side)}] for p in pairs]
 
 
 def _diasafety_source(
@@ -139,7 +130,7 @@ Loader = Callable[[str, int | None, bool, str], list[list[Message]]]
 SOURCES: dict[str, Loader] = {
     "sft": _sft_source,
     "hh-rlhf": _hh_rlhf_source,
-    "hh-rlhf-rejected": _hh_rlhf_rejected_source,
+    "hh-rlhf-rejected": partial(_hh_rlhf_source, side="rejected"),
     "diasafety": _diasafety_source,
     "chatterbot": _chatterbot_source,
 }
