@@ -12,15 +12,23 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   train, HH-RLHF repeats some first turns: both left out). --gate-data diasafety / multitask /
   multitask-contexts and --gate-kind embedding give the earlier gates;
 - the sensitive-topic classifier: `alignloop safety topics` (the package's own topic data);
-- two judges, MiniLM fine-tuned for one epoch, neither used by the gate: on DiaSafety train,
-  and on DiaSafety train plus ordinary replies in context (the training chatterbot answers and
-  TruthfulQA answers) marked safe (--judge-data picks the main one; both are reported);
-- baked data: HH-RLHF harmless-base rows [0, --bake-hh-rows) and DiaSafety train dialogues
-  (--dia-train-rows), no evaluation prompt among them, every target whose input or itself fires
-  the gate's classifier at the gate's threshold replaced by the canned reply, mixed
-  (--mix-weight per baked dialogue) with unmodified chatterbot conversations, TruthfulQA
-  answers and the base model's own replies to the package's everyday prompts
-  (--bake-keep-everyday; no evaluation or calibration prompt among them);
+- three judges, MiniLM fine-tuned for one epoch, none used by the gate (--judge-data picks the
+  main one; --other-judges, on by default, reports the others beside it):
+  diasafety+everyday+compliance (main): DiaSafety train, ordinary replies in context (the
+  training chatterbot answers, TruthfulQA answers) safe, and HH-RLHF's rejected replies of the
+  rows that neither train the gate nor are evaluated (rows 1125..1325 and 1525..) unsafe in
+  context; diasafety: DiaSafety train alone (on the base model's calibration replies it flags
+  31% of the everyday ones, 48% of the TruthfulQA ones and 39.5% of the red-team ones: it
+  hardly tells them apart; the main judge flags 6%, 27% and 47%); diasafety+everyday: without
+  the rejected replies (it passes "To make a Molotov cocktail, you need ...");
+- baked data: --bake-hh-rows HH-RLHF harmless-base rows from --bake-hh-offset (default: the
+  rows after the evaluation's, which the gate never trained on, so that its decisions are the
+  ones it would make when serving) and DiaSafety train dialogues (--dia-train-rows), no
+  evaluation or calibration prompt among them, every target whose input or itself fires the
+  gate's classifier at the gate's threshold replaced by the canned reply, mixed (--mix-weight
+  per baked dialogue) with unmodified chatterbot conversations and TruthfulQA answers
+  (--bake-mix-replies own: the base model's own replies to their opening turns instead, both:
+  both; --bake-keep-everyday adds the base model's replies to the package's everyday prompts);
 - the baked-in model: SmolLM2 + LoRA SFT on that data (`alignloop train sft`);
 - the engagingness judge: a reward model (`alignloop train reward`, SmolLM2 + LoRA) trained on
   synthetic pairs from chatterbot conversations outside the evaluation prompts (the corpus
@@ -45,6 +53,7 @@ import argparse
 import json
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 from common import alignloop, device_name
@@ -87,6 +96,8 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
     gate = once(work / f"gate{suffix(args)}", *train, *gate_args)
     judges = {}
     for name, data in JUDGE_DATA.items():
+        if name != args.judge_data and not args.other_judges:
+            continue
         epochs = ["--data", str(data(work, held_out)), "--epochs", str(args.judge_epochs)]
         folder = work / ("judge-finetune" if name == "diasafety" else f"judge-finetune-{name}")
         judges[name] = str(once(folder, *train, "--kind", "finetune", *epochs))
@@ -94,20 +105,31 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
     return {"gate": str(gate), "judges": main | judges}  # the main judge first
 
 
-def everyday_judge_data(work: Path, held_out: set[str]) -> Path:
+def everyday_judge_data(work: Path, held_out: set[str], compliance: bool = False) -> Path:
     """The judge's data: DiaSafety train as it is, plus ordinary replies in context as safe
     (the training chatterbot conversations, TruthfulQA rows 0..600; no calibration or
     evaluation prompt). DiaSafety alone has no everyday talk: a judge trained on it alone finds
-    39.5% of the base model's replies to everyday prompts unsafe."""
+    39.5% of the base model's replies to everyday prompts unsafe.
+
+    With `compliance`, HH-RLHF's rejected replies of the rows that neither train the gate nor
+    are evaluated (the calibration rows 1125..1325 and the rows after the evaluation's) are
+    unsafe in context too: without them the judge passes "To make a Molotov cocktail, ..."."""
+    from alignloop.evaluate.prompts import load_prompt_set
+    from alignloop.safety.baked import load_dialogues
     from alignloop.safety.data import load_safety_examples
     from alignloop.safety.multitask import multitask_rows, write_rows
 
-    out = work / "judge-diasafety-everyday.jsonl"
+    out = work / f"judge-diasafety-everyday{'-compliance' * compliance}.jsonl"
     if out.exists():
         return out
+    rejected = load_dialogues(f"hh-rlhf-rejected:{HH}", skip_bad=True) if compliance else []
+    end = HH_TRAIN_ROWS + 200  # the evaluation's rows at the default --hh-limit
+    evaluated = load_prompt_set("hh-rlhf", limit=end - HH_TRAIN_ROWS).prompts
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
         benign=training_chatter(held_out | set(calibration_openers())) + truthfulqa_dialogues(),
+        exclude={p[-1]["content"] for p in evaluated},
+        unsafe_replies=rejected[HH_GATE_ROWS:HH_TRAIN_ROWS] + rejected[end:],
     )
     result.rows = [row for row in result.rows if row["task"] != "input"]
     write_rows(result, out, {"counts": result.counts()})
@@ -117,6 +139,7 @@ def everyday_judge_data(work: Path, held_out: set[str]) -> Path:
 JUDGE_DATA = {
     "diasafety": lambda work, held_out: DIA_TRAIN,
     "diasafety+everyday": everyday_judge_data,
+    "diasafety+everyday+compliance": partial(everyday_judge_data, compliance=True),
 }
 
 
@@ -210,7 +233,8 @@ def bake_suffix(args) -> str:
         f"{name}{getattr(args, key)}"
         for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
                           ("mix_weight", "-mix"), ("bake_canned_reply", "-"),
-                          ("bake_keep_everyday", "-keep"))
+                          ("bake_keep_everyday", "-keep"), ("bake_hh_offset", "-hhfrom"),
+                          ("bake_mix_replies", "-replies"))
         if getattr(args, key) != getattr(defaults, key)
     ]  # fmt: skip
     return suffix(args) + "".join(changed)
@@ -247,12 +271,17 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     out = work / f"baked{bake_suffix(args)}.jsonl"
     if out.exists():
         return out
-    dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=args.bake_hh_rows, skip_bad=True)
+    start = bake_hh_offset(args)  # a row left out as bad moves the slice later, never earlier
+    dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=start + args.bake_hh_rows, skip_bad=True)
+    dialogues = dialogues[start:]
     dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
-    evaluated = evaluated_prompts()
+    evaluated = evaluated_prompts(stop=HH_TRAIN_ROWS + args.hh_limit)
     dialogues = [d for d in dialogues if d[0]["content"].strip() not in evaluated]
     held_out = held_out | set(calibration_openers(args.benign_limit))
     mix = training_chatter(held_out) + truthfulqa_dialogues()
+    if args.bake_mix_replies != "corpus":
+        own = own_replies(work, args, "mix", [d[0]["content"] for d in mix])
+        mix = own if args.bake_mix_replies == "own" else mix + own
     if args.bake_keep_everyday:
         mix += everyday_base_replies(work, args, held_out | evaluated)
     result = bake_dialogues(
@@ -265,6 +294,12 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     return out
 
 
+def bake_hh_offset(args) -> int:
+    """The first HH-RLHF row the bake reads: by default the row after the evaluation's, so
+    that no baked dialogue trained the gate (rows 0..1125), calibrated it or evaluates it."""
+    return HH_TRAIN_ROWS + args.hh_limit if args.bake_hh_offset is None else args.bake_hh_offset
+
+
 def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dict]]:
     """The base model's own replies to the package's everyday prompts (the topic data's
     everyday rows, the synthetic-data seed queries), as dialogues for the bake's mix.
@@ -273,15 +308,22 @@ def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dic
     so the mix held no small talk or device trouble, and the baked model learnt the canned
     reply for them ("Hello", "My printer is not printing"). Its own replies, learnt back, tell
     it to answer such turns as it did before baking."""
-    from alignloop.evaluate.prompts import PromptSet
     from alignloop.safety.sensitive import shipped_rows
     from alignloop.synth.files import package_file, read_seed_queries
 
     texts = [row.text for row in shipped_rows() if row.topic == "none"]
     texts += read_seed_queries(package_file("seed_queries.txt"))
-    texts = [t for t in dict.fromkeys(texts) if t.strip() not in held_out]
-    prompts = PromptSet("everyday", [[{"role": "user", "content": t}] for t in texts], "benign", "")
-    said = replies(work, "smollm2", [prompts], args, tag="-everyday")["everyday"]
+    return own_replies(work, args, "everyday", [t for t in texts if t.strip() not in held_out])
+
+
+def own_replies(work: Path, args, name: str, texts: list[str]) -> list[list[dict]]:
+    """The base model's greedy replies to `texts` (each once) as one-turn dialogues, cached as
+    replies-NAME-smollm2.json."""
+    from alignloop.evaluate.prompts import PromptSet
+
+    texts = list(dict.fromkeys(texts))
+    prompts = PromptSet(name, [[{"role": "user", "content": t}] for t in texts], "benign", "")
+    said = replies(work, "smollm2", [prompts], args, tag=f"-{name}")[name]
     return [
         [*prompt, {"role": "assistant", "content": reply}]
         for prompt, reply in zip(prompts.prompts, said, strict=True)
@@ -289,13 +331,15 @@ def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dic
     ]
 
 
-def evaluated_prompts() -> set[str]:
-    """Every DiaSafety val context and every HH-RLHF first turn from the calibration rows on:
-    a training dialogue that opens with one of them is left out (DiaSafety's val contexts recur
-    in train, HH-RLHF repeats some first turns)."""
+def evaluated_prompts(stop: int | None = None) -> set[str]:
+    """Every DiaSafety val context and every HH-RLHF first turn of the rows from the
+    calibration rows on (to `stop`, default the end): a training dialogue that opens with one
+    of them is left out (DiaSafety's val contexts recur in train, HH-RLHF repeats some first
+    turns). The gate leaves out every later row, the bake's own included."""
     from alignloop.evaluate.prompts import load_prompt_set
 
-    later = load_prompt_set("hh-rlhf", offset=HH_GATE_ROWS).prompts
+    limit = None if stop is None else stop - HH_GATE_ROWS
+    later = load_prompt_set("hh-rlhf", limit=limit, offset=HH_GATE_ROWS).prompts
     contexts = {r["context"].strip() for r in json.loads(DIA_VAL.read_text())}
     return contexts | {p[-1]["content"].strip() for p in later}
 
@@ -509,21 +553,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--judge-data",
         choices=sorted(JUDGE_DATA),
-        default="diasafety",
-        help="The main judge's data (the other judge is reported beside it).",
+        default="diasafety+everyday+compliance",
+        help="The main judge's data (with --other-judges the others are reported beside it).",
+    )
+    parser.add_argument(
+        "--other-judges",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also train and report the judges of the other --judge-data choices "
+        "(--no-other-judges saves their training: 5-25 minutes each).",
     )
     parser.add_argument("--hh-limit", type=int, default=200)
     parser.add_argument("--diasafety-limit", type=int, default=200)
     parser.add_argument("--benign-limit", type=int, default=200)
     parser.add_argument("--dia-train-rows", type=int, default=300)
     parser.add_argument("--bake-hh-rows", type=int, default=300)
+    parser.add_argument(
+        "--bake-hh-offset",
+        type=int,
+        help="First HH-RLHF row the bake reads (default: the row after the evaluation's, "
+        "HH-RLHF rows the gate never trained on; 0 gives the gate's own training rows).",
+    )
     parser.add_argument("--mix-weight", type=float, default=3.0)
     parser.add_argument(
         "--bake-keep-everyday",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="Add the base model's own replies to the package's everyday prompts to the bake's "
         "mix (--no-bake-keep-everyday: the chatterbot and TruthfulQA mix only).",
+    )
+    parser.add_argument(
+        "--bake-mix-replies",
+        choices=["corpus", "own", "both"],
+        default="corpus",
+        help="The replies of the bake's unmodified mix: the corpus's own (chatterbot answers, "
+        "TruthfulQA best answers), the base model's greedy replies to the same opening turns "
+        "(own: on safe turns the baked model learns back what it said before baking), or both.",
     )
     parser.add_argument(
         "--bake-canned-reply",

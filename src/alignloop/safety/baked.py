@@ -49,6 +49,7 @@ from alignloop.safety.gate import CannedReplies
 from alignloop.train.data import Message
 
 if TYPE_CHECKING:
+    from alignloop.backends.base import Backend, GenerationParams
     from alignloop.safety.classifiers import OnProgress, SafetyClassifier
 
 SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
@@ -309,6 +310,33 @@ def bake_dialogues(
     return result
 
 
+def own_voice(
+    mix: Sequence[Sequence[Message]],
+    backend: Backend,
+    params: GenerationParams,
+    batch_size: int = 16,
+    on_progress: OnProgress | None = None,
+) -> list[list[Message]]:
+    """Each mix dialogue cut to the messages before its first assistant turn, answered by the
+    backend's own reply (a dialogue that opens with the assistant, or that it answers with
+    nothing, is left out).
+
+    Why: a mix in another voice (corpus answers) spreads the baked model's first words over
+    many tokens, so on a turn it has not seen the canned reply's one opening outweighs each of
+    them; its own replies keep its usual opening likely. Greedy decoding is best for this."""
+    from alignloop.evaluate.generate import generate_replies
+
+    firsts = (next(k for k, m in enumerate(d) if m["role"] == "assistant") for d in mix)
+    openings = [list(d[:first]) for d, first in zip(mix, firsts, strict=True) if first > 0]
+    step = None if on_progress is None else (lambda d, t: on_progress("reply", d, t, {}))
+    said = generate_replies(backend, openings, params, batch_size, step)
+    return [
+        [*opening, {"role": "assistant", "content": reply}]
+        for opening, reply in zip(openings, said, strict=True)
+        if reply
+    ]
+
+
 # --- config and the whole step --------------------------------------------------------------
 
 
@@ -346,6 +374,27 @@ class BakeConfig(Settings):
         description="Unmodified mix_data dialogues per baked dialogue (drawn without "
         "replacement, at most all of them).",
     )
+    mix_replies: Literal["corpus", "model", "both"] = Field(
+        "corpus",
+        description="The mix's replies: as written (corpus); the model's own greedy reply to "
+        "each mix dialogue's opening turn (model: on safe turns the baked model learns back "
+        "what it says already, and deflects fewer unfamiliar benign turns); or both.",
+    )
+    mix_model: str = Field(
+        "smollm2",
+        description="With mix_replies model or both: the model that replies, the one to be "
+        "baked (a name `alignloop serve --model` takes, or a model folder).",
+    )
+    mix_max_new_tokens: int = Field(
+        48, ge=1, description="With mix_replies model or both: the longest reply, in tokens."
+    )
+    mix_temperature: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="With mix_replies model or both: 0 for the greedy reply (the model's most "
+        "likely opening, what the bake keeps likely), above 0 to sample (by seed).",
+    )
     limit: int | None = Field(None, ge=1, description="Bake at most this many dialogues of data.")
     skip_bad_rows: bool = Field(False, description="Leave bad data rows out instead of stopping.")
     seed: int = Field(0, description="Seed of the canned replies' topics and the mix sample.")
@@ -358,6 +407,13 @@ class BakeConfig(Settings):
     def _known_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             check_source(value, info.field_name)
+        return value
+
+    @field_validator("mix_replies")
+    @classmethod
+    def _mix_to_reply_to(cls, value: str, info: ValidationInfo) -> str:
+        if value != "corpus" and not info.data.get("mix_data"):
+            raise ValueError(f"{value!r} answers the mix_data dialogues: set mix_data too")
         return value
 
     @field_validator("out")
@@ -383,6 +439,9 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         if config.mix_data
         else []
     )
+    if config.mix_replies != "corpus":
+        own = model_replies(mix, config, on_progress)
+        mix = own if config.mix_replies == "model" else [*mix, *own]
     say(f"loading classifier {config.classifier}", 0, 0, {})
     from alignloop.safety.classifiers import load_classifier
 
@@ -408,12 +467,35 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         "canned_reply": config.canned_reply,
         "seed": config.seed,
         "sources": {"data": config.data, "mix_data": config.mix_data},
+        "mix_replies": config.mix_replies,
+        "mix_model": config.mix_model if config.mix_replies != "corpus" else None,
+        "mix_temperature": config.mix_temperature,
         "limit": config.limit,
         "mix_weight": config.mix_weight,
     }
     say("writing", 0, 0, {})
     write_baked(result, out, card)
     return result
+
+
+def model_replies(
+    mix: Sequence[Sequence[Message]], config: BakeConfig, on_progress: OnProgress | None
+) -> list[list[Message]]:
+    """`own_voice` of the mix with the config's model, loaded for it and closed after."""
+    from alignloop.backends import load_backend
+    from alignloop.backends.base import GenerationParams
+
+    if on_progress:
+        on_progress(f"loading model {config.mix_model}", 0, 0, {})
+    backend = load_backend(config.mix_model)
+    params = GenerationParams(
+        max_new_tokens=config.mix_max_new_tokens, temperature=config.mix_temperature,
+        seed=config.seed,
+    )  # fmt: skip
+    try:
+        return own_voice(mix, backend, params, on_progress=on_progress)
+    finally:
+        backend.close()
 
 
 def card_path(out: Path) -> Path:
