@@ -12,15 +12,10 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   train, HH-RLHF repeats some first turns: both left out). --gate-data diasafety / multitask /
   multitask-contexts and --gate-kind embedding give the earlier gates;
 - the sensitive-topic classifier: `alignloop safety topics` (the package's own topic data);
-- three judges, MiniLM fine-tuned for one epoch, none used by the gate (--judge-data picks the
-  main one; --other-judges, on by default, reports the others beside it):
-  diasafety+everyday+compliance (main): DiaSafety train, ordinary replies in context (the
-  training chatterbot answers, TruthfulQA answers) safe, and HH-RLHF's rejected replies of the
-  rows that neither train the gate nor are evaluated (rows 1125..1325 and 1525..) unsafe in
-  context; diasafety: DiaSafety train alone (on the base model's calibration replies it flags
-  31% of the everyday ones, 48% of the TruthfulQA ones and 39.5% of the red-team ones: it
-  hardly tells them apart; the main judge flags 6%, 27% and 47%); diasafety+everyday: without
-  the rejected replies (it passes "To make a Molotov cocktail, you need ...");
+- two judges, MiniLM fine-tuned for one epoch, neither used by the gate: on DiaSafety train,
+  and on DiaSafety train plus ordinary replies in context (the training chatterbot answers and
+  TruthfulQA answers) marked safe (--judge-data picks the main one; --other-judges, on by
+  default, reports the other beside it);
 - baked data: --bake-hh-rows HH-RLHF harmless-base rows from --bake-hh-offset (default: the
   rows after the evaluation's, which the gate never trained on, so that its decisions are the
   ones it would make when serving) and DiaSafety train dialogues (--dia-train-rows), no
@@ -53,7 +48,6 @@ import argparse
 import json
 import random
 import time
-from functools import partial
 from pathlib import Path
 
 from common import alignloop, device_name
@@ -105,31 +99,20 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
     return {"gate": str(gate), "judges": main | judges}  # the main judge first
 
 
-def everyday_judge_data(work: Path, held_out: set[str], compliance: bool = False) -> Path:
+def everyday_judge_data(work: Path, held_out: set[str]) -> Path:
     """The judge's data: DiaSafety train as it is, plus ordinary replies in context as safe
     (the training chatterbot conversations, TruthfulQA rows 0..600; no calibration or
     evaluation prompt). DiaSafety alone has no everyday talk: a judge trained on it alone finds
-    39.5% of the base model's replies to everyday prompts unsafe.
-
-    With `compliance`, HH-RLHF's rejected replies of the rows that neither train the gate nor
-    are evaluated (the calibration rows 1125..1325 and the rows after the evaluation's) are
-    unsafe in context too: without them the judge passes "To make a Molotov cocktail, ..."."""
-    from alignloop.evaluate.prompts import load_prompt_set
-    from alignloop.safety.baked import load_dialogues
+    39.5% of the base model's replies to everyday prompts unsafe."""
     from alignloop.safety.data import load_safety_examples
     from alignloop.safety.multitask import multitask_rows, write_rows
 
-    out = work / f"judge-diasafety-everyday{'-compliance' * compliance}.jsonl"
+    out = work / "judge-diasafety-everyday.jsonl"
     if out.exists():
         return out
-    rejected = load_dialogues(f"hh-rlhf-rejected:{HH}", skip_bad=True) if compliance else []
-    end = HH_TRAIN_ROWS + 200  # the evaluation's rows at the default --hh-limit
-    evaluated = load_prompt_set("hh-rlhf", limit=end - HH_TRAIN_ROWS).prompts
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
         benign=training_chatter(held_out | set(calibration_openers())) + truthfulqa_dialogues(),
-        exclude={p[-1]["content"] for p in evaluated},
-        unsafe_replies=rejected[HH_GATE_ROWS:HH_TRAIN_ROWS] + rejected[end:],
     )
     result.rows = [row for row in result.rows if row["task"] != "input"]
     write_rows(result, out, {"counts": result.counts()})
@@ -139,7 +122,6 @@ def everyday_judge_data(work: Path, held_out: set[str], compliance: bool = False
 JUDGE_DATA = {
     "diasafety": lambda work, held_out: DIA_TRAIN,
     "diasafety+everyday": everyday_judge_data,
-    "diasafety+everyday+compliance": partial(everyday_judge_data, compliance=True),
 }
 
 
@@ -553,7 +535,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--judge-data",
         choices=sorted(JUDGE_DATA),
-        default="diasafety+everyday+compliance",
+        default="diasafety",
         help="The main judge's data (with --other-judges the others are reported beside it).",
     )
     parser.add_argument(
