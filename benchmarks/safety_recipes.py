@@ -22,7 +22,7 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   evaluation or calibration prompt among them, every target whose input or itself fires the
   gate's classifier at the gate's threshold replaced by the canned reply, mixed (--mix-weight
   per baked dialogue) with unmodified chatterbot conversations and TruthfulQA answers
-  (--bake-mix-replies own: the base model's own replies to their opening turns instead, both:
+  (--bake-mix-replies model: the base model's own replies to their opening turns instead, both:
   both; --bake-keep-everyday adds the base model's replies to the package's everyday prompts);
 - the baked-in model: SmolLM2 + LoRA SFT on that data (`alignloop train sft`);
 - the engagingness judge: a reward model (`alignloop train reward`, SmolLM2 + LoRA) trained on
@@ -247,7 +247,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     """HH-RLHF red-team and DiaSafety dialogues baked at the gate's threshold, mixed with
     unmodified chatterbot conversations and TruthfulQA answers (none an evaluation or
     calibration prompt)."""
-    from alignloop.safety.baked import bake_dialogues, load_dialogues, write_baked
+    from alignloop.safety.baked import bake_dialogues, load_dialogues, voiced_mix, write_baked
     from alignloop.safety.classifiers import load_classifier
 
     out = work / f"baked{bake_suffix(args)}.jsonl"
@@ -263,7 +263,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     mix = training_chatter(held_out) + truthfulqa_dialogues()
     if args.bake_mix_replies != "corpus":
         own = own_replies(work, args, "mix", [d[0]["content"] for d in mix])
-        mix = own if args.bake_mix_replies == "own" else mix + own
+        mix = voiced_mix(mix, own, args.bake_mix_replies)
     if args.bake_keep_everyday:
         mix += everyday_base_replies(work, args, held_out | evaluated)
     result = bake_dialogues(
@@ -566,11 +566,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--bake-mix-replies",
-        choices=["corpus", "own", "both"],
+        choices=["corpus", "model", "both"],
         default="corpus",
         help="The replies of the bake's unmodified mix: the corpus's own (chatterbot answers, "
         "TruthfulQA best answers), the base model's greedy replies to the same opening turns "
-        "(own: on safe turns the baked model learns back what it said before baking), or both.",
+        "(model: on safe turns the baked model learns back what it said before baking), or "
+        "both (as `alignloop safety bake --mix-replies`).",
     )
     parser.add_argument(
         "--bake-canned-reply",

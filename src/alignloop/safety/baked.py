@@ -337,6 +337,15 @@ def own_voice(
     ]
 
 
+def voiced_mix(
+    mix: Sequence[Sequence[Message]], own: Sequence[Sequence[Message]], mix_replies: str
+) -> list[list[Message]]:
+    """The mix a `mix_replies` setting trains on: the corpus's dialogues, the model's own
+    (`own_voice`), or both, corpus first."""
+    chosen = {"corpus": [mix], "model": [own], "both": [mix, own]}[mix_replies]
+    return [list(d) for part in chosen for d in part]
+
+
 # --- config and the whole step --------------------------------------------------------------
 
 
@@ -440,8 +449,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         else []
     )
     if config.mix_replies != "corpus":
-        own = model_replies(mix, config, on_progress)
-        mix = own if config.mix_replies == "model" else [*mix, *own]
+        mix = voiced_mix(mix, model_replies(mix, config, on_progress), config.mix_replies)
     say(f"loading classifier {config.classifier}", 0, 0, {})
     from alignloop.safety.classifiers import load_classifier
 
