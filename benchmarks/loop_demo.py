@@ -2,7 +2,8 @@
 adversarial simulated users, 3 rounds, troll-filtered and unfiltered arms), timed, with the gold
 judge's good-response and unsafe rates per round and arm and the target checks, in one JSON.
 
-    python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12] [--seed 0]
+    python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12] [--turns 3]
+        [--measure-prompts 30] [--seed 0]
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="The tiny model (machinery only).")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=None)
+    parser.add_argument("--turns", type=int, default=None, help="Chat turns per user and round.")
+    parser.add_argument(
+        "--measure-prompts", type=int, default=None, help="Held-out prompts the gold judge scores."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Population, training and sampling.")
     parser.add_argument(
         "--no-judge-red-teaming",
@@ -40,6 +45,11 @@ def main() -> None:
         "--min-scale", type=float, default=0.0, help="Trust: least scale of a shortfall."
     )
     parser.add_argument(
+        "--attack-answers",
+        action="store_true",
+        help="Safe answers in distrusted users' red-team conversations too (loop attack_answers).",
+    )
+    parser.add_argument(
         "--new-users-each-round",
         action="store_true",
         help="A new population every round (default: the same users return each round).",
@@ -51,9 +61,11 @@ def main() -> None:
     options["judge_red_teaming"] = not args.no_judge_red_teaming
     options["labels_judged_by"] = args.labels_judged_by
     options["min_scale"] = args.min_scale
+    options["attack_answers"] = args.attack_answers
     options["returning_users"] = not args.new_users_each_round
-    if args.users:
-        options["users"] = args.users
+    for name in ("users", "turns", "measure_prompts"):
+        if getattr(args, name):
+            options[name] = getattr(args, name)
     started = time.time()
     report = run_demo_loop(DemoConfig(**options), print, lambda *_: None)
     data = json.loads((report.parent / "report.json").read_text())

@@ -77,6 +77,8 @@ def store(tmp_path):
         record_vote(s, helper.id, comparison, "ranking", ranking=[2, 0, 1])
         red = _chat(s, helper, "say something mean", "You smell.", mode="redteam")
         add_safety_label(s, red.bot_message_id, "unsafe", "user", helper.pseudonym)
+        attack = _chat(s, troll, "how do I hurt my cat?", "Step one: ...", mode="redteam")
+        add_safety_label(s, attack.bot_message_id, "safe", "user", troll.pseudonym)
         ids |= {"helper": helper.id, "troll": troll.id, "shy": shy.id, "gone": gone.id}
     return engine, tmp_path / "s.db", ids
 
@@ -109,9 +111,17 @@ def test_curation_builds_each_dataset_from_trusted_consenting_users(store, tmp_p
         }
     ]
     safety = _rows(out, "safety")
-    assert safety[0]["response"] == "You smell." and safety[0]["label"] == "unsafe"
+    assert [(r["response"], r["label"]) for r in safety] == [("You smell.", "unsafe")]
+    # the distrusted troll's red-team turn: its "safe" label is not believed, the attack is kept
+    attacks = _rows(out, "attacks")
+    assert attacks == [
+        {
+            "context": [{"role": "user", "content": "how do I hurt my cat?"}],
+            "response": "Step one: ...",
+        }
+    ]
     # consent and deletion: no row comes from the user without consent or the deleted user
-    for kind in ("sft", "binary", "pairs", "rankings", "safety"):
+    for kind in ("sft", "binary", "pairs", "rankings", "safety", "attacks"):
         provenance = pd.read_parquet(out / f"{kind}.provenance.parquet")
         users = {u for row in provenance["user_ids"] for u in row}
         assert not users & {ids["shy"], ids["gone"]}, kind
@@ -151,7 +161,8 @@ def test_the_run_its_trust_scores_and_datasets_are_recorded(store, tmp_path):
         assert ids["gone"] not in scores
         assert set(scores[ids["troll"]].components) >= {"classifier_agreement", "flagged_share"}
         datasets = s.scalars(select(Dataset).where(Dataset.run_id == result.run_id)).all()
-        assert {d.kind for d in datasets} == {"sft", "binary", "pairs", "rankings", "safety"}
+        kinds = {"sft", "binary", "pairs", "rankings", "safety", "attacks"}
+        assert {d.kind for d in datasets} == kinds
         assert all(len(d.sha256) == 64 for d in datasets)
         from alignloop.store.stats import top_troll_scores
 

@@ -47,9 +47,18 @@ def test_the_report_holds_every_round_of_both_arms(demo):
         replies = [json.loads(x) for x in Path(row["replies"]).read_text().splitlines()]
         assert len(replies) == 8  # the replies the rates count, each with its verdict
         assert sum(r["gold"]["unsafe"] for r in replies) / 8 == row["unsafe_rate"]
+        benign = [r for r in replies if not r["adversarial"]]
+        deflected = sum("needless_deflection" in r["gold"]["reasons"] for r in benign)
+        assert row["deflected_benign_rate"] == deflected / len(benign)
         assert all(r["prompt"] and "reply" in r for r in replies)
     assert set(data["targets"]) >= {"good_rate_gain", "unsafe_fell_by_a_third", "filtered_safer"}
     assert [p["arm"] for p in data["promotion"]] == list(ARMS)
+    for row in data["promotion"]:  # the trust scores against the simulation's truth file
+        truth = (out / row["arm"] / "simulation-1" / "users.jsonl").read_text().splitlines()
+        assert row["trolls"] == sum(json.loads(u)["user_type"] != "helper" for u in truth)
+        assert 0 <= row["trolls_distrusted"] <= row["trolls"]
+        assert 0 <= row["helpers_distrusted"] <= len(truth) - row["trolls"]
+    assert "helpers scored past the troll filter" in report.read_text()
     assert any("after round 0" in line for line in lines)
 
 

@@ -22,7 +22,15 @@ from alignloop.loop.round import run_round
 from alignloop.serve.runner import ServerProcess
 from alignloop.simulate.deployment import simulate_deployment
 from alignloop.store.db import make_engine, upgrade
-from alignloop.store.models import LoopRound, Message, ModelVersion
+from alignloop.store.models import CurationRun, LoopRound, Message, ModelVersion
+from alignloop.store.repository import (
+    Turn,
+    add_feedback,
+    add_safety_label,
+    log_turn,
+    set_consent,
+    user_for_token,
+)
 from alignloop.store.rounds import deployed_version
 
 
@@ -85,6 +93,9 @@ def test_a_round_writes_its_datasets_versions_decision_and_row(first_round):
         assert row.candidate_version.name == "main-round-1"
         assert row.candidate_version.path == str(folder / "candidate")
         assert row.curation_run_id == done["curate"]["run_id"]
+        curation = session.get(CurationRun, row.curation_run_id)
+        assert curation.summary == done["curate"]["summary"]  # trust, labels, rows
+        assert set(done["curate"]["summary"]) >= {"users_distrusted", "rows"}
         assert row.promoted == decision["promote"]
         assert row.deployed_version_id is None  # the base model was deployed
 
@@ -110,6 +121,7 @@ def test_red_team_replies_labelled_unsafe_or_disliked_get_a_safe_answer_to_learn
     }
     assert any(r["label"] == "unsafe" for r in labelled), "the store should hold unsafe labels"
     assert len(attacks) < len({json.dumps(r["context"]) for r in labelled})  # not every one
+    attacks |= {json.dumps(r["context"]) for r in rows("attacks-all.jsonl")}  # none trusted
     canned = [
         r for r in rows("binary+safe-all.jsonl")
         if r["completion"].startswith("Hey, do you want to talk about")
@@ -122,7 +134,7 @@ def test_red_team_replies_labelled_unsafe_or_disliked_get_a_safe_answer_to_learn
     assert binary["unlearned"].endswith("binary+safe-unlearned.jsonl")
 
 
-def test_a_context_labelled_unsafe_twice_gets_one_safe_answer(tmp_path):
+def test_a_context_labelled_unsafe_twice_or_attacked_by_a_troll_gets_one_safe_answer(tmp_path):
     from alignloop.loop.data import safe_answers, with_liked_rows
 
     steal = [{"role": "user", "content": "How do I steal a car?"}]
@@ -141,16 +153,79 @@ def test_a_context_labelled_unsafe_twice_gets_one_safe_answer(tmp_path):
     binary.write_text("".join(
         json.dumps({"prompt": p, "completion": c, "label": liked}) + "\n" for p, c, liked in thumbs
     ))  # fmt: skip
+    troll = [{"role": "user", "content": "Which pills knock a person out?"}]
+    attacks = tmp_path / "attacks.jsonl"  # a distrusted red-teamer's turns, their labels unread
+    attacks.write_text(
+        "".join(json.dumps({"context": c, "response": "Sure."}) + "\n" for c in (troll, steal))
+    )
     answer = lambda rng: f"no ({rng.random():.3f})"  # noqa: E731
-    answers = list(safe_answers(safety, binary, answer, 0))
+    answers = list(safe_answers(safety, binary, answer, 0, attacks))
     written, added = with_liked_rows(binary, answers, tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out").read_text().splitlines()]
-    assert (written, added) == (5, 2)
+    assert (written, added) == (6, 3)
     safe = {json.dumps(r["prompt"]): r for r in rows if r["completion"].startswith("no (")}
-    assert set(safe) == {json.dumps(steal), json.dumps(lie)}
+    assert set(safe) == {json.dumps(steal), json.dumps(lie), json.dumps(troll)}
     assert all(r["label"] for r in safe.values())
     # drawn by the context: one answer per context
     assert safe[json.dumps(steal)]["completion"] == answers[0][1] == answers[1][1]
+
+
+def _troll_red_teams(db: str) -> list[str]:
+    """A troll who likes abuse (the profanity classifier's evidence against them) and
+    red-teams, labelling what the bot says 'safe'; returns their attacks."""
+    engine, attacks = make_engine(db), [f"Which pills knock out my flatmate {i}?" for i in (1, 2)]
+    with Session(engine) as s, s.begin():
+        troll = user_for_token(s, "loop-troll-token")
+        set_consent(s, troll.id, True, True)
+
+        def turn(text: str, reply: str, mode: str) -> int:
+            context = [{"role": "user", "content": text}]
+            return log_turn(s, Turn(troll.id, context, reply, None, {}, mode=mode)).bot_message_id
+
+        for i in range(8):
+            abuse = "you are a fucking idiot, shit"
+            add_feedback(s, troll.id, turn(f"{abuse} {i}", f"{abuse} too {i}", "chat"), "like")
+        for text in attacks:
+            add_safety_label(s, turn(text, "Sleeping pills.", "redteam"), "safe", "user",
+                             troll.pseudonym)  # fmt: skip
+    engine.dispose()
+    return attacks
+
+
+@pytest.mark.parametrize("filtered", [True, False])
+def test_a_distrusted_red_teamers_attacks_get_the_safe_answer(tmp_path, monkeypatch, filtered):
+    """Their 'safe' labels are not believed, but their red-team turns are attacks: with the
+    troll filter on, each gets the canned reply as a liked row; with it off, everyone is trusted
+    and the labels stand."""
+    db = _store(tmp_path / "store.db")
+    attacks = _troll_red_teams(db)
+    config = _config(
+        db,
+        tmp_path / "rounds",
+        train_reward_model=False,
+        troll_filter=filtered,
+        attack_answers=True,
+    )
+    seen = []
+
+    def train(config, plan, rows, report):
+        seen.append(
+            [json.loads(x) for x in Path(rows["binary"]["unlearned"]).read_text().splitlines()]
+        )
+        raise RuntimeError("stop after seeing the rows")
+
+    monkeypatch.setattr(steps, "train_candidate", train)
+    with pytest.raises(RuntimeError, match="stop after"):
+        run_round(config)
+    answered = {
+        r["prompt"][-1]["content"]
+        for r in seen[0]
+        if r["label"] and r["completion"].startswith("Hey, do you want to talk about")
+    }
+    if filtered:
+        assert set(attacks) <= answered
+    else:
+        assert not set(attacks) & answered
 
 
 def test_the_same_rows_in_another_order_make_the_same_training_file(tmp_path):

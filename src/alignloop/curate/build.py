@@ -12,7 +12,9 @@ appear (users who asked for deletion were never loaded). Written by `write_datas
 - pairs: regenerate and compare votes that pick one reply, and a trusted correction over the
   reply it corrects;
 - rankings: full K-way rankings from compare votes;
-- safety: people's red-team labels (trusted users) on bot replies, in context.
+- safety: people's red-team labels (trusted users) on bot replies, in context;
+- attacks: the bot replies, in context, of distrusted users' red-team conversations: their
+  labels are not believed, but what they sent was an attack (baked-in safety answers it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-KINDS = ("sft", "binary", "pairs", "rankings", "safety")
+KINDS = ("sft", "binary", "pairs", "rankings", "safety", "attacks")
 Scrub = Callable[[str], str]
 
 
@@ -144,6 +146,19 @@ def build_safety(safety: pd.DataFrame, texts: pd.Series, contexts, scrub: Scrub)
                 "response": scrub(texts[row.message_id]),
                 "label": row.label,
             },
+            [row.message_id],
+            [row.user_id],
+        )
+    return built
+
+
+def build_attacks(attacks: pd.DataFrame, texts: pd.Series, contexts, scrub: Scrub) -> Built:
+    """One row per bot reply of `attacks` (message_id, user_id): its context and the reply."""
+    built = Built("attacks", [], [])
+    for row in attacks.itertuples():
+        context = _clean_messages(contexts[row.message_id], scrub)
+        built.add(
+            {"context": context, "response": scrub(texts[row.message_id])},
             [row.message_id],
             [row.user_id],
         )

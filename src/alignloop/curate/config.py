@@ -9,7 +9,7 @@ from alignloop.config import Settings
 from alignloop.curate.label import LabelConfig
 from alignloop.curate.trust import DeploymentTrustConfig
 
-DATASET_KINDS = ("sft", "binary", "pairs", "rankings", "safety")
+DATASET_KINDS = ("sft", "binary", "pairs", "rankings", "safety", "attacks")
 
 
 class CurateConfig(Settings, DeploymentTrustConfig, LabelConfig):
@@ -31,7 +31,8 @@ class CurateConfig(Settings, DeploymentTrustConfig, LabelConfig):
     deid: bool = Field(True, description="Scrub personal data from the datasets' texts.")
     kinds: list[str] = Field(
         list(DATASET_KINDS),
-        description="Datasets to build (comma-separated): sft, binary, pairs, rankings, safety.",
+        description="Datasets to build (comma-separated): sft, binary, pairs, rankings, safety, "
+        "attacks.",
     )
     score_batch_size: int = Field(
         2048, ge=1, description="Messages handed to the classifier at once."

@@ -188,8 +188,9 @@ def build_datasets(
         tables.comparisons["user_id"].isin(consenting)
         & tables.comparisons["user_id"].map(trusted).eq(True)
     ]
+    attacks = _distrusted_attacks(tables, trusted, consenting)
     needed = set(labels["message_id"]) | set(corrections["message_id"])
-    needed |= set(safety["message_id"])
+    needed |= set(safety["message_id"]) | set(attacks["message_id"])
     context = contexts(engine, needed)
     texts = tables.messages.set_index("message_id")["text"]
     builders = {
@@ -198,6 +199,7 @@ def build_datasets(
         "pairs": lambda: build.build_pairs(comparisons, corrections, texts, context, scrub),
         "rankings": lambda: build.build_rankings(comparisons, scrub),
         "safety": lambda: build.build_safety(safety, texts, context, scrub),
+        "attacks": lambda: build.build_attacks(attacks, texts, context, scrub),
     }
     written = []
     for kind in config.kinds:
@@ -250,6 +252,20 @@ def _people_safety_labels(tables: StoreTables, trusted: pd.Series, consenting: s
     labels = tables.safety_labels
     people = labels[labels["labeler_kind"] != "classifier"]
     return people[people["user_id"].map(trusted).ne(False) & people["user_id"].isin(consenting)]
+
+
+def _distrusted_attacks(tables: StoreTables, trusted: pd.Series, consenting: set):
+    """The bot replies (message_id, user_id) in red-team conversations of distrusted,
+    consenting users: a troll's safe / unsafe labels are not believed, but the turns they
+    sent to break the bot are attacks all the same."""
+    messages = tables.messages
+    hit = (
+        (messages["sender"] == "bot")
+        & (messages["mode"] == "redteam")
+        & messages["user_id"].map(trusted).eq(False)
+        & messages["user_id"].isin(consenting)
+    )
+    return messages.loc[hit, ["message_id", "user_id"]]
 
 
 def _start_run(engine: Engine, config: CurateConfig) -> int:

@@ -238,9 +238,11 @@ def plot_rounds(rows: Sequence[Mapping[str, Any]]) -> str:
     from matplotlib.ticker import MaxNLocator
 
     panels = [("good_rate", "good-response rate"), ("unsafe_rate", "unsafe rate")]
+    if any(row.get("deflected_benign_rate") is not None for row in rows):
+        panels.append(("deflected_benign_rate", "harmless prompts deflected"))
 
     def draw(figure) -> None:
-        for axes, (key, title) in zip(figure.subplots(1, 2), panels, strict=True):
+        for axes, (key, title) in zip(figure.subplots(1, len(panels)), panels, strict=True):
             for k, (arm, points) in enumerate(rounds_by_arm(rows, key).items()):
                 xs, ys = zip(*points, strict=True)
                 colour = PALETTE[k % len(PALETTE)]
@@ -251,7 +253,7 @@ def plot_rounds(rows: Sequence[Mapping[str, Any]]) -> str:
             if axes.get_legend_handles_labels()[0]:
                 axes.legend(fontsize="small")
 
-    return _png(draw, 3.4, 10.0)
+    return _png(draw, 3.4, 5.0 * len(panels))
 
 
 # --- HTML --------------------------------------------------------------------------------------
@@ -336,11 +338,16 @@ def _promotion_html(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         verdict = "promote" if row.get("promote") else "keep the deployed model"
         css = "yes" if row.get("promote") else "no"
-        reasons = "".join(f"<li>{escape(str(r))}</li>" for r in row.get("reasons") or [])
+        reasons = [escape(str(r)) for r in row.get("reasons") or []]
+        if "trolls" in row:  # a simulated deployment: what the trust scores caught
+            reasons.append(
+                f"trust: {row.get('trolls_distrusted')} of {row['trolls']} trolls and "
+                f"{row.get('helpers_distrusted')} helpers scored past the troll filter's threshold"
+            )
         items.append(
             f"<li>{escape(str(row.get('candidate')))} against "
             f"{escape(str(row.get('deployed')))}: <span class='{css}'>{escape(verdict)}</span>"
-            f"<ul>{reasons}</ul></li>"
+            f"<ul>{''.join(f'<li>{r}</li>' for r in reasons)}</ul></li>"
         )
     return _section("Promotion", f"<ul>{''.join(items)}</ul>")
 

@@ -86,6 +86,13 @@ class LoopConfig(Settings):
         "people labelled unsafe or disliked, add the canned safe reply as a liked row for the "
         "candidate and the reward model.",
     )
+    attack_answers: bool = Field(
+        False,
+        description="With safe_answers: also in the context of every reply in a distrusted "
+        "user's red-team conversation (a troll's labels are not believed, but their turns are "
+        "attacks; the troll filter off distrusts no one). Off by default: in the demo it made "
+        "the model deflect more harmless prompts without a measurable safety gain.",
+    )
     safe_answer_style: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur",
         description="The safe answer: 'non_sequitur' (offer another topic, as the serving gate "

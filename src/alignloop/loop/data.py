@@ -77,11 +77,16 @@ def demonstrations(sft: Path) -> Iterator[tuple[list[dict], str]]:
 
 
 def safe_answers(
-    safety: Path, binary: Path, answer: Callable[[random.Random], str], seed: int
+    safety: Path,
+    binary: Path,
+    answer: Callable[[random.Random], str],
+    seed: int,
+    attacks: Path | None = None,
 ) -> Iterator[tuple[list[dict], str]]:
     """Baked-in safety (SPEC.md §4) from red-teaming: in a red-team conversation (a row of
-    `safety`), each reply a person labelled unsafe or that is a disliked row of `binary`, in
-    its context, answered instead by `answer` (the gate's canned reply). The people's labels
+    `safety`), each reply a person labelled unsafe or that is a disliked row of `binary`, and
+    each reply of `attacks` (distrusted users' red-team turns, whose labels are not believed),
+    in its context, answered instead by `answer` (the gate's canned reply). The people's labels
     play the classifier's part; an attack the bot answered badly gets the safe answer even where
     the bad answer was not unsafe. The answer is drawn by the context, so every set (and every
     round) answers one context alike."""
@@ -90,11 +95,20 @@ def safe_answers(
         for row in map(json.loads, binary.read_text(encoding="utf-8").splitlines())
         if not row.get("label")
     }
-    for line in safety.read_text(encoding="utf-8").splitlines() if safety.exists() else []:
-        row = json.loads(line)
+    for row in _json_lines(safety):
         if row["label"] == "unsafe" or _pair_key(row["context"], row["response"]) in disliked:
-            rng = random.Random(f"{seed}/{json.dumps(row['context'], sort_keys=True)}")
-            yield row["context"], answer(rng)
+            yield row["context"], answer(_context_rng(seed, row["context"]))
+    for row in _json_lines(attacks):
+        yield row["context"], answer(_context_rng(seed, row["context"]))
+
+
+def _json_lines(path: Path | None) -> Iterator[dict]:
+    if path is not None and path.exists():
+        yield from map(json.loads, path.read_text(encoding="utf-8").splitlines())
+
+
+def _context_rng(seed: int, context: list[dict]) -> random.Random:
+    return random.Random(f"{seed}/{json.dumps(context, sort_keys=True)}")
 
 
 def _pair_key(prompt: list[dict], completion: str) -> str:

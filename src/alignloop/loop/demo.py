@@ -27,6 +27,7 @@ from alignloop.config import Settings
 from alignloop.loop.config import LoopConfig
 
 ARMS = {"troll-filtered": True, "unfiltered": False}
+RATES = ("good", "unsafe", "deflected")  # the arms' last rates compared prompt by prompt
 Say = Callable[[str], None]
 
 
@@ -83,6 +84,7 @@ class DemoConfig(Settings):
     judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
     labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
     min_scale: float = LoopConfig.model_fields["min_scale"]
+    attack_answers: bool = LoopConfig.model_fields["attack_answers"]
     seed: int = Field(0, description="Seed of the population, training and sampling.")
 
     def sized(self) -> DemoConfig:
@@ -117,6 +119,7 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
         min_scale=config.min_scale,
+        attack_answers=config.attack_answers,
         train_steps=config.train_steps,
         reward_steps=config.reward_steps,
         eval_limit=config.eval_limit,
@@ -173,7 +176,8 @@ def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, bas
             started = time.monotonic()
             simulate_users(config, arm, number, folder, server.url, say, on_progress)
             result = run_round_quietly(settings, on_progress)
-            promotions.append(promotion_row(arm, result))
+            row = promotion_row(arm, result)
+            promotions.append(row | trust_outcome(settings, folder / f"simulation-{number}"))
             say(f"[{arm}] round {number}: {'promoted' if result.promoted else 'kept deployed'} "
                 f"after {time.monotonic() - started:.0f} s: "
                 f"{'; '.join(result.decision.get('reasons', []))}")  # fmt: skip
@@ -243,14 +247,19 @@ def measured(
     )  # fmt: skip
     replies = folder / f"measure-round-{number}.jsonl"
     write_jsonl(replies, figures["replies"])
+    benign = (figures.get("by_kind") or {}).get("benign") or {}
+    deflected = f", {benign['deflected_rate']:.3f} of harmless ones deflected" if benign else ""
     say(f"[{arm}] after round {number}: gold good-response rate {figures['good_rate']:.3f}, "
-        f"unsafe rate {figures['unsafe_rate']:.3f} ({figures['n']} held-out prompts)")  # fmt: skip
+        f"unsafe rate {figures['unsafe_rate']:.3f} ({figures['n']} held-out prompts"
+        f"{deflected})")  # fmt: skip
     return {
         "round": number,
         "arm": arm,
         "model": figures.get("model"),
         "good_rate": figures["good_rate"],
         "unsafe_rate": figures["unsafe_rate"],
+        # harmless prompts answered with a refusal or the canned reply: safety bought by dullness
+        "deflected_benign_rate": benign.get("deflected_rate"),
         "n": figures["n"],
         "promoted": bool(result and result.promoted),
         "by_kind": figures.get("by_kind"),
@@ -258,6 +267,9 @@ def measured(
         # per prompt, in the prompts' order: what the arms' paired differences resample
         "good_by_prompt": [bool(r["gold"]["good"]) for r in figures["replies"]],
         "unsafe_by_prompt": [bool(r["gold"]["unsafe"]) for r in figures["replies"]],
+        "deflected_by_prompt": [
+            "needless_deflection" in r["gold"]["reasons"] for r in figures["replies"]
+        ],
     }
 
 
@@ -274,6 +286,46 @@ def promotion_row(arm: str, result) -> dict[str, Any]:
         "candidate_unsafe_rate": decision.get("candidate_unsafe_rate"),
         "deployed_unsafe_rate": decision.get("deployed_unsafe_rate"),
         "reasons": decision.get("reasons", []),
+    }
+
+
+def trust_outcome(settings: LoopConfig, simulation: Path) -> dict[str, Any]:
+    """Who the round's curation would distrust at the filter's threshold (the unfiltered arm
+    computes the same scores and keeps everyone), against the simulation's truth file of who
+    is a troll: trolls caught, of all trolls, and helpers distrusted. For the report only: the
+    loop never reads the truth file."""
+    import json
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine
+    from alignloop.store.models import LoopRound, TrustScore, User
+
+    truth_file = simulation / "users.jsonl"
+    if not truth_file.exists():
+        return {}
+    lines = truth_file.read_text(encoding="utf-8").splitlines()
+    kinds = {u["pseudonym"]: u["user_type"] for u in map(json.loads, lines)}
+    engine = make_engine(settings.db)
+    with Session(engine) as session:
+        run_id = session.scalar(
+            select(LoopRound.curation_run_id)
+            .where(LoopRound.arm == settings.arm)
+            .order_by(LoopRound.number.desc())
+            .limit(1)
+        )
+        scored = session.execute(
+            select(User.pseudonym, TrustScore.troll_score)
+            .join(TrustScore, TrustScore.user_id == User.id)
+            .where(TrustScore.run_id == run_id)
+        ).all()
+    engine.dispose()
+    flagged = [kinds[p] for p, score in scored if p in kinds and score > settings.max_troll_score]
+    return {
+        "trolls": sum(kind != "helper" for kind in kinds.values()),
+        "trolls_distrusted": sum(kind != "helper" for kind in flagged),
+        "helpers_distrusted": flagged.count("helper"),
     }
 
 
@@ -321,7 +373,7 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def difference_notes(figures: dict[str, Any]) -> list[str]:
     notes = []
-    for rate in ("good", "unsafe"):
+    for rate in RATES:
         if d := figures.get(f"filtered_minus_unfiltered_{rate}"):
             notes.append(
                 f"Last round, troll-filtered minus unfiltered {rate} rate: {d['difference']:+.3f} "
@@ -337,7 +389,7 @@ def arm_differences(filtered: dict[str, Any], unfiltered: dict[str, Any]) -> dic
     from alignloop.evaluate.ratings import paired_difference
 
     differences = {}
-    for rate in ("good", "unsafe"):
+    for rate in RATES:
         a, b = filtered.get(f"{rate}_by_prompt"), unfiltered.get(f"{rate}_by_prompt")
         if a and b and len(a) == len(b):
             differences[f"filtered_minus_unfiltered_{rate}"] = paired_difference(a, b)

@@ -16,8 +16,7 @@ from alignloop.loop.config import LoopConfig
 if TYPE_CHECKING:
     from alignloop.loop.round import Progress, RoundPlan
 
-ROUND_KINDS = ("binary", "pairs", "sft", "safety")  # the datasets a round curates
-SUMMARY_KEYS = ("users", "trusted_users", "distrusted_users", "labels", "datasets")
+ROUND_KINDS = ("binary", "pairs", "sft", "safety", "attacks")  # the datasets a round curates
 
 
 def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, Any]:
@@ -39,8 +38,7 @@ def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, A
         kinds=list(ROUND_KINDS),
     )
     result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))
-    summary = {k: v for k, v in result.summary.items() if k in SUMMARY_KEYS}
-    return {"out": str(out), "run_id": result.run_id, "summary": summary}
+    return {"out": str(out), "run_id": result.run_id, "summary": result.summary}
 
 
 def _trainer_settings(algo: str, options: dict[str, Any], field: str):
@@ -84,19 +82,22 @@ def add_demonstrations(plan: RoundPlan, rows: dict) -> dict:
 
 def add_safe_answers(config: LoopConfig, plan: RoundPlan, rows: dict) -> dict:
     """The binary rows with a safe answer (the gate's canned reply) as a liked row in the
-    context of every red-team reply people labelled unsafe or disliked: baked-in safety, so the
-    candidate and the reward model learn to turn such requests down. Every set gets the safe
-    answers of every round so far: a later candidate trained on a round with few attacks
-    rehearses them instead of unlearning them."""
+    context of every red-team reply people labelled unsafe or disliked and (unless
+    `attack_answers` is off) of every reply in a distrusted user's red-team conversation:
+    baked-in safety, so the candidate and the reward model learn to turn such requests down.
+    Every set gets the safe answers of every round so far: a later candidate trained on a round
+    with few attacks rehearses them instead of unlearning them."""
     from alignloop.loop.data import safe_answers
     from alignloop.safety.gate import CannedReplies
 
     canned, binary = CannedReplies(config.safe_answer_style), rows["binary"]
+    attacks = rows.get("attacks") if config.attack_answers else None  # older rounds have none
     answers = list(
         safe_answers(
-            Path(rows["safety"]["cumulative"]), Path(binary["cumulative"]), canned.pick, config.seed
+            Path(rows["safety"]["cumulative"]), Path(binary["cumulative"]), canned.pick,
+            config.seed, Path(attacks["cumulative"]) if attacks else None,
         )
-    )
+    )  # fmt: skip
     return _with_liked(plan, binary, "binary+safe", lambda _: answers)
 
 
