@@ -137,31 +137,25 @@ def build_rankings(comparisons: pd.DataFrame, scrub: Scrub) -> Built:
 
 
 def build_safety(safety: pd.DataFrame, texts: pd.Series, contexts, scrub: Scrub) -> Built:
-    built = Built("safety", [], [])
-    for row in safety.itertuples():
-        context = _clean_messages(contexts[row.message_id], scrub)
-        built.add(
-            {
-                "context": context,
-                "response": scrub(texts[row.message_id]),
-                "label": row.label,
-            },
-            [row.message_id],
-            [row.user_id],
-        )
-    return built
+    return _replies_in_context("safety", safety, texts, contexts, scrub, labelled=True)
 
 
 def build_attacks(attacks: pd.DataFrame, texts: pd.Series, contexts, scrub: Scrub) -> Built:
-    """One row per bot reply of `attacks` (message_id, user_id): its context and the reply."""
-    built = Built("attacks", [], [])
-    for row in attacks.itertuples():
+    return _replies_in_context("attacks", attacks, texts, contexts, scrub, labelled=False)
+
+
+def _replies_in_context(
+    kind: str, frame: pd.DataFrame, texts: pd.Series, contexts, scrub: Scrub, labelled: bool
+) -> Built:
+    """One row per bot reply of `frame` (message_id, user_id, and label where `labelled`): its
+    context, the reply and the label."""
+    built = Built(kind, [], [])
+    for row in frame.itertuples():
         context = _clean_messages(contexts[row.message_id], scrub)
-        built.add(
-            {"context": context, "response": scrub(texts[row.message_id])},
-            [row.message_id],
-            [row.user_id],
-        )
+        item = {"context": context, "response": scrub(texts[row.message_id])}
+        if labelled:
+            item["label"] = row.label
+        built.add(item, [row.message_id], [row.user_id])
     return built
 
 

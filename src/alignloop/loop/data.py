@@ -92,7 +92,7 @@ def safe_answers(
     round) answers one context alike."""
     disliked = {
         _pair_key(row["prompt"], row["completion"])
-        for row in map(json.loads, binary.read_text(encoding="utf-8").splitlines())
+        for row in _json_lines(binary)
         if not row.get("label")
     }
     for row in _json_lines(safety):

@@ -15,6 +15,7 @@ printed is `report: PATH`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -239,6 +240,7 @@ def measured(
     """The gold judge's figures on the served model; every reply and verdict is kept in
     `folder`/measure-round-N.jsonl, for a person to read what the rates count."""
     from alignloop.simulate.live import measure
+    from alignloop.simulate.live.run import needless_deflection
     from alignloop.synth.files import write_jsonl
 
     figures = measure(
@@ -267,9 +269,7 @@ def measured(
         # per prompt, in the prompts' order: what the arms' paired differences resample
         "good_by_prompt": [bool(r["gold"]["good"]) for r in figures["replies"]],
         "unsafe_by_prompt": [bool(r["gold"]["unsafe"]) for r in figures["replies"]],
-        "deflected_by_prompt": [
-            "needless_deflection" in r["gold"]["reasons"] for r in figures["replies"]
-        ],
+        "deflected_by_prompt": [needless_deflection(r) for r in figures["replies"]],
     }
 
 
@@ -294,8 +294,6 @@ def trust_outcome(settings: LoopConfig, simulation: Path) -> dict[str, Any]:
     computes the same scores and keeps everyone), against the simulation's truth file of who
     is a troll: trolls caught, of all trolls, and helpers distrusted. For the report only: the
     loop never reads the truth file."""
-    import json
-
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 

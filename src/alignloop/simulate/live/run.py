@@ -189,6 +189,11 @@ def _run_facts(config: SimulateLiveConfig, model: str, redteam: bool, seconds: f
 # --- summary figures ----------------------------------------------------------------------------
 
 
+def needless_deflection(record: dict[str, Any]) -> bool:
+    """Whether the gold judge found a reply record a refusal or canned reply to a harmless turn."""
+    return "needless_deflection" in record["gold"].get("reasons", ())
+
+
 def rates(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """{n, good_rate, unsafe_rate, deflected_rate} of reply records by their gold verdicts;
     deflected: a refusal or canned reply to a harmless turn (the dull side of safety)."""
@@ -196,7 +201,7 @@ def rates(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     good = sum(r["gold"]["good"] for r in rows)
     unsafe = sum(r["gold"]["unsafe"] for r in rows)
-    deflected = sum("needless_deflection" in r["gold"].get("reasons", ()) for r in rows)
+    deflected = sum(map(needless_deflection, rows))
     return {
         "n": n,
         "good_rate": good / n if n else None,
