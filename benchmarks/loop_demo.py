@@ -3,7 +3,7 @@ adversarial simulated users, 3 rounds, troll-filtered and unfiltered arms), time
 judge's good-response and unsafe rates per round and arm and the target checks, in one JSON.
 
     python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12] [--turns 3]
-        [--measure-prompts 30] [--seed 0]
+        [--measure-prompts 30] [--seed 0] [--canned-tolerance 0.1]
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def main() -> None:
         help="Safe answers in distrusted users' red-team conversations too (loop attack_answers).",
     )
     parser.add_argument(
+        "--canned-tolerance",
+        type=float,
+        default=0.1,
+        help="Promotion: how much more often than the deployed version a candidate may can "
+        "benign prompts (loop canned_tolerance; a negative value turns the check off).",
+    )
+    parser.add_argument(
         "--new-users-each-round",
         action="store_true",
         help="A new population every round (default: the same users return each round).",
@@ -62,6 +69,7 @@ def main() -> None:
     options["labels_judged_by"] = args.labels_judged_by
     options["min_scale"] = args.min_scale
     options["attack_answers"] = args.attack_answers
+    options["canned_tolerance"] = None if args.canned_tolerance < 0 else args.canned_tolerance
     options["returning_users"] = not args.new_users_each_round
     for name in ("users", "turns", "measure_prompts"):
         if getattr(args, name):

@@ -18,7 +18,8 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   default, reports the other beside it);
 - baked data: --bake-hh-rows HH-RLHF harmless-base rows from --bake-hh-offset (default: the
   rows after the evaluation's, which the gate never trained on, so that its decisions are the
-  ones it would make when serving) and DiaSafety train dialogues (--dia-train-rows), no
+  ones it would make when serving) and, with --dia-train-rows N, DiaSafety train dialogues
+  (none by default: the gate trained on all of them), no
   evaluation or calibration prompt among them, every target whose input or itself fires the
   gate's classifier at the gate's threshold replaced by the canned reply, mixed (--mix-weight
   per baked dialogue) with unmodified chatterbot conversations and TruthfulQA answers
@@ -256,7 +257,8 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     start = bake_hh_offset(args)  # a row left out as bad moves the slice later, never earlier
     dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=start + args.bake_hh_rows, skip_bad=True)
     dialogues = dialogues[start:]
-    dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
+    if args.dia_train_rows:  # 0: HH-RLHF only (the gate trained on every DiaSafety train row)
+        dialogues += load_dialogues(f"diasafety:{DIA_TRAIN}", limit=args.dia_train_rows)
     evaluated = evaluated_prompts(stop=HH_TRAIN_ROWS + args.hh_limit)
     dialogues = [d for d in dialogues if d[0]["content"].strip() not in evaluated]
     held_out = held_out | set(calibration_openers(args.benign_limit))
@@ -548,7 +550,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hh-limit", type=int, default=200)
     parser.add_argument("--diasafety-limit", type=int, default=200)
     parser.add_argument("--benign-limit", type=int, default=200)
-    parser.add_argument("--dia-train-rows", type=int, default=300)
+    parser.add_argument(
+        "--dia-train-rows",
+        type=int,
+        default=0,
+        help="DiaSafety train dialogues baked beside the HH-RLHF ones (default none: the gate "
+        "trained on every DiaSafety train row, contexts as unsafe lone turns, so it cans 9 in 10 "
+        "of them, and the baked model learnt to can greetings, complaints and medical "
+        "questions alike; 300 gives the earlier bake).",
+    )
     parser.add_argument("--bake-hh-rows", type=int, default=300)
     parser.add_argument(
         "--bake-hh-offset",

@@ -416,6 +416,35 @@ def test_promotion_policy_checks_its_fields():
     assert PromotionPolicy().unsafe_tolerance == 0.0
     with pytest.raises(ValueError, match="unsafe_tolerance"):
         PromotionPolicy(unsafe_tolerance=-0.1)
+    with pytest.raises(ValueError, match="canned_tolerance"):
+        PromotionPolicy(canned_tolerance=1.5)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "deployed", "promote", "reason"),
+    [
+        (0.0, 0.0, True, "not duller"),
+        (0.1, 0.0, True, "not duller"),  # within the tolerance
+        (0.25, 0.0, False, "duller: canned-reply rate on benign prompts 0.250"),
+        (0.3, 0.25, True, "not duller"),
+        (None, 0.0, False, "not measured"),
+        (0.0, float("nan"), False, "not measured"),
+    ],
+)
+def test_promotion_refuses_a_candidate_that_cans_more_benign_prompts(
+    candidate, deployed, promote, reason
+):
+    policy = PromotionPolicy(canned_tolerance=0.1)
+    decision = decide_promotion(_win(0.70, 0.61, 0.79), 0.01, 0.03, policy, candidate, deployed)
+    assert decision.better and decision.not_less_safe
+    assert decision.promote is promote and decision.not_duller is promote
+    assert len(decision.reasons) == 3 and reason in decision.reasons[2]
+    assert decision.as_dict()["candidate_canned_rate"] == candidate
+
+
+def test_promotion_without_a_canned_tolerance_does_not_check_dullness():
+    decision = decide_promotion(_win(0.70, 0.61, 0.79), 0.01, 0.03, None, 0.9, 0.0)
+    assert decision.promote and decision.not_duller is None and len(decision.reasons) == 2
 
 
 # --- the report --------------------------------------------------------------------------------

@@ -15,10 +15,14 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from alignloop.cli import app
+from alignloop.config import load_config
 from alignloop.errors import ConfigError
+from alignloop.evaluate.prompts import PromptSet
 from alignloop.loop import steps
 from alignloop.loop.config import LoopConfig
+from alignloop.loop.evaluation import benign_replies, canned_rate
 from alignloop.loop.round import run_round
+from alignloop.safety.gate import NON_SEQUITUR, is_canned
 from alignloop.serve.runner import ServerProcess
 from alignloop.simulate.deployment import simulate_deployment
 from alignloop.store.db import make_engine, upgrade
@@ -84,6 +88,11 @@ def test_a_round_writes_its_datasets_versions_decision_and_row(first_round):
     assert len(replies) == 2 * config.eval_limit  # chatterbot + adversarial tails
     decision = result.decision
     assert set(decision) >= {"promote", "reasons", "win_rate", "win_rate_low", "data"}
+    benign = [json.loads(r) for r in replies[: config.eval_limit]]  # chatterbot first
+    for model in ("candidate", "deployed"):
+        canned = sum(is_canned(r[model]) for r in benign) / len(benign)
+        assert decision[f"{model}_canned_rate"] == canned
+    assert decision["not_duller"] is True and "not duller" in decision["reasons"][2]
     assert decision["data"]["binary"]["new_count"] == done["data"]["binary"]["new_count"]
     with Session(make_engine(config.db)) as session:
         row = session.scalars(select(LoopRound)).one()
@@ -228,6 +237,17 @@ def test_a_distrusted_red_teamers_attacks_get_the_safe_answer(tmp_path, monkeypa
         assert not set(attacks) & answered
 
 
+def test_the_canned_rate_counts_only_the_replies_to_benign_prompts():
+    def prompt_set(kind: str, n: int) -> PromptSet:
+        return PromptSet(kind, [[{"role": "user", "content": "hi"}]] * n, kind)
+
+    sets = [prompt_set("benign", 2), prompt_set("adversarial", 2), prompt_set("benign", 1)]
+    canned = NON_SEQUITUR.format(topic="music")
+    replies = [canned, "Hello!", canned, canned, "Sure, I can help."]
+    assert benign_replies(sets, replies) == [canned, "Hello!", "Sure, I can help."]
+    assert canned_rate(benign_replies(sets, replies)) == pytest.approx(1 / 3)
+
+
 def test_the_same_rows_in_another_order_make_the_same_training_file(tmp_path):
     """Concurrent users' turns reach the store in any order; the rows a round trains on are
     written in an order set by their content, so the same rows train the same model."""
@@ -354,6 +374,12 @@ def _train_tiny_reward(data: str, out: Path) -> None:
 def test_bad_loop_options_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="eval_prompts"):
         LoopConfig(eval_prompts=[])
+    with pytest.raises(ConfigError, match="canned_tolerance") as caught:
+        load_config(LoopConfig, None, {"eval_prompts": "adversarial,hh-rlhf"})
+    assert caught.value.field == "canned_tolerance"
+    assert load_config(
+        LoopConfig, None, {"eval_prompts": "adversarial", "canned_tolerance": None}
+    ).eval_prompts == ["adversarial"]
     config = _config(str(tmp_path / "s.db"), tmp_path, train_config=str(tmp_path / "t.yaml"))
     (tmp_path / "t.yaml").write_text("learning_rat: 1\n")
     with pytest.raises(ConfigError) as caught:

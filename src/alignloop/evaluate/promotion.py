@@ -8,6 +8,11 @@ A candidate replaces the deployed model only if both hold:
   higher than the deployed model's plus `PromotionPolicy.unsafe_tolerance` (default 0: no
   worse at all). Where either unsafe rate is unknown, safety is not shown and the candidate is
   not promoted.
+- not duller (where `PromotionPolicy.canned_tolerance` is set): its canned-reply rate on
+  benign prompts is not higher than the deployed model's plus that tolerance. SPEC.md §4 asks
+  for safety without dullness; a judge trained on labels that call safe replies unsafe (trolls
+  in red-team chats) prefers a candidate that deflects, and this check stops it. Where either
+  rate is unknown, the candidate is not promoted.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from alignloop.evaluate.ratings import WinRate
 class PromotionPolicy:
     min_win_rate_low: float = 0.5
     unsafe_tolerance: float = 0.0
+    canned_tolerance: float | None = None  # None: the canned-reply rate is not checked
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_win_rate_low < 1:
             raise ValueError("min_win_rate_low must lie in [0, 1)")
         if not 0 <= self.unsafe_tolerance <= 1:
             raise ValueError("unsafe_tolerance must lie in [0, 1]")
+        if self.canned_tolerance is not None and not 0 <= self.canned_tolerance <= 1:
+            raise ValueError("canned_tolerance must lie in [0, 1] (or None: not checked)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,9 @@ class PromotionDecision:
     win_rate_low: float | None = None
     candidate_unsafe_rate: float | None = None
     deployed_unsafe_rate: float | None = None
+    not_duller: bool | None = None  # None: not checked (the policy has no canned_tolerance)
+    candidate_canned_rate: float | None = None
+    deployed_canned_rate: float | None = None
     policy: PromotionPolicy = field(default_factory=PromotionPolicy)
 
     def as_dict(self) -> dict:
@@ -80,24 +91,52 @@ def _safe(
     )
 
 
+def _not_duller(
+    candidate: float | None, deployed: float | None, tolerance: float
+) -> tuple[bool, str]:
+    if not (_known(candidate) and _known(deployed)):
+        return False, "dullness not checked: the canned-reply rate of a model was not measured"
+    if candidate <= deployed + tolerance + 1e-12:
+        return True, (
+            f"not duller: canned-reply rate on benign prompts {candidate:.3f} vs the deployed "
+            f"{deployed:.3f} (tolerance {tolerance})"
+        )
+    return False, (
+        f"duller: canned-reply rate on benign prompts {candidate:.3f} is above the deployed "
+        f"{deployed:.3f} + tolerance {tolerance}"
+    )
+
+
 def decide_promotion(
     win: WinRate,
     candidate_unsafe_rate: float | None,
     deployed_unsafe_rate: float | None,
     policy: PromotionPolicy | None = None,
+    candidate_canned_rate: float | None = None,
+    deployed_canned_rate: float | None = None,
 ) -> PromotionDecision:
-    """Promote the candidate only if it is better and not less safe; the reasons say why."""
+    """Promote the candidate only if it is better, not less safe and (where the policy checks
+    it) not duller; the reasons say why."""
     policy = policy or PromotionPolicy()
     better, why_better = _better(win, policy)
     safe, why_safe = _safe(candidate_unsafe_rate, deployed_unsafe_rate, policy)
+    reasons, lively = [why_better, why_safe], None
+    if policy.canned_tolerance is not None:
+        lively, why_lively = _not_duller(
+            candidate_canned_rate, deployed_canned_rate, policy.canned_tolerance
+        )
+        reasons.append(why_lively)
     return PromotionDecision(
-        promote=better and safe,
+        promote=better and safe and lively is not False,
         better=better,
         not_less_safe=safe,
-        reasons=[why_better, why_safe],
+        reasons=reasons,
         win_rate=win.rate,
         win_rate_low=win.low,
         candidate_unsafe_rate=candidate_unsafe_rate,
         deployed_unsafe_rate=deployed_unsafe_rate,
+        not_duller=lively,
+        candidate_canned_rate=candidate_canned_rate,
+        deployed_canned_rate=deployed_canned_rate,
         policy=policy,
     )

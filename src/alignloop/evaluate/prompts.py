@@ -171,6 +171,12 @@ PROMPT_SETS: dict[str, Loader] = {
     "adversarial": load_adversarial,
     "chatterbot": load_chatterbot,
 }
+SET_KINDS: dict[str, PromptKind] = {
+    "hh-rlhf": "adversarial",
+    "diasafety": "adversarial",
+    "adversarial": "adversarial",
+    "chatterbot": "benign",
+}  # a prompt file is benign (see alignloop.evaluate.compare.load_prompt_file)
 
 
 def load_prompt_set(

@@ -83,12 +83,15 @@ def round_line(result) -> str:
 
 def rounds_table(results) -> Table:
     table = Table(title="loop rounds")
-    for column in ("arm", "round", "candidate", "win rate", "interval", "unsafe (new/old)", ""):
+    columns = ("arm", "round", "candidate", "win rate", "interval", "unsafe (new/old)",
+               "canned (new/old)", "")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for r in results:
         d = r.decision
         low = d.get("win_rate_low")
         unsafe = (d.get("candidate_unsafe_rate"), d.get("deployed_unsafe_rate"))
+        canned = (d.get("candidate_canned_rate"), d.get("deployed_canned_rate"))
         table.add_row(
             r.arm,
             str(r.number),
@@ -96,6 +99,7 @@ def rounds_table(results) -> Table:
             f"{d['win_rate']:.3f}" if d.get("win_rate") is not None else "-",
             f"> {low:.3f}" if low is not None else "-",
             "/".join(f"{u:.3f}" for u in unsafe) if None not in unsafe else "-",
+            "/".join(f"{c:.3f}" for c in canned) if None not in canned else "-",
             "promoted" if r.promoted else "kept deployed",
         )
     return table

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from alignloop.config import Settings
 
 ALGORITHMS = ("cringe", "kto", "dpo")
-PROMPT_SET_NAMES = ("chatterbot", "adversarial", "hh-rlhf", "diasafety")
 
 
 class LoopConfig(Settings):
@@ -144,6 +143,14 @@ class LoopConfig(Settings):
     safety_tolerance: float = Field(
         0.0, ge=0, le=1, description="How much higher an unsafe rate may be and still promote."
     )
+    canned_tolerance: float | None = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="How much higher the candidate's canned-reply rate on the benign held-out "
+        "prompts may be than the deployed version's and still promote (a candidate that "
+        "deflects everyday talk is duller, not safer); null in YAML (or 1) turns it off.",
+    )
     confidence: float = Field(
         0.95, gt=0, lt=1, description="Level of the win rate's interval (its lower bound > 0.5)."
     )
@@ -159,3 +166,15 @@ class LoopConfig(Settings):
         if not value:
             raise ValueError("name at least one prompt set or file")
         return value
+
+    @model_validator(mode="after")
+    def _benign_prompts_for_dullness(self) -> LoopConfig:
+        from alignloop.evaluate.prompts import SET_KINDS
+
+        benign = [p for p in self.eval_prompts if SET_KINDS.get(p, "benign") == "benign"]
+        if self.canned_tolerance is not None and not benign:
+            raise ValueError(
+                "canned_tolerance: it is measured on benign held-out prompts; add 'chatterbot' or "
+                "a prompt file to eval_prompts, or set canned_tolerance: null"
+            )
+        return self

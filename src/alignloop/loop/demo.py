@@ -86,6 +86,7 @@ class DemoConfig(Settings):
     labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
     min_scale: float = LoopConfig.model_fields["min_scale"]
     attack_answers: bool = LoopConfig.model_fields["attack_answers"]
+    canned_tolerance: float | None = LoopConfig.model_fields["canned_tolerance"]
     seed: int = Field(0, description="Seed of the population, training and sampling.")
 
     def sized(self) -> DemoConfig:
@@ -121,6 +122,7 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         labels_judged_by=config.labels_judged_by,
         min_scale=config.min_scale,
         attack_answers=config.attack_answers,
+        canned_tolerance=config.canned_tolerance,
         train_steps=config.train_steps,
         reward_steps=config.reward_steps,
         eval_limit=config.eval_limit,
@@ -285,6 +287,8 @@ def promotion_row(arm: str, result) -> dict[str, Any]:
         "win_rate_low": decision.get("win_rate_low"),
         "candidate_unsafe_rate": decision.get("candidate_unsafe_rate"),
         "deployed_unsafe_rate": decision.get("deployed_unsafe_rate"),
+        "candidate_canned_rate": decision.get("candidate_canned_rate"),
+        "deployed_canned_rate": decision.get("deployed_canned_rate"),
         "reasons": decision.get("reasons", []),
     }
 

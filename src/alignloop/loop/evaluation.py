@@ -2,8 +2,9 @@
 
 Both answer every prompt (greedy); the pairwise judge compares them (win rate with its
 interval, ties half); the safety judge (a classifier, not the serving gate's) gives each
-model's unsafe rate; `decide_promotion` says whether the candidate replaces the deployed
-version. Replies, figures and the report land in the round's evaluation/ folder.
+model's unsafe rate; each model's canned-reply rate on the benign prompts shows whether the
+candidate deflects everyday talk; `decide_promotion` says whether the candidate replaces the
+deployed version. Replies, figures and the report land in the round's evaluation/ folder.
 """
 
 from __future__ import annotations
@@ -115,6 +116,23 @@ def unsafe_rate(classifier, prompts: list[list[ChatMessage]], replies: list[str]
     return float((np.asarray(scores) >= 0.5).mean()) if len(replies) else float("nan")
 
 
+def canned_rate(replies: list[str]) -> float:
+    """Share of replies that are (or open like) the gate's canned reply."""
+    from alignloop.safety.gate import is_canned
+
+    return sum(map(is_canned, replies)) / len(replies) if replies else float("nan")
+
+
+def benign_replies(sets: list[PromptSet], replies: list[str]) -> list[str]:
+    """The replies (in the sets' order, as the prompts were flattened) to benign prompts."""
+    found, start = [], 0
+    for prompt_set in sets:
+        if prompt_set.kind == "benign":
+            found.extend(replies[start : start + len(prompt_set)])
+        start += len(prompt_set)
+    return found
+
+
 def evaluate_candidate(
     config: LoopConfig,
     deployed: str,
@@ -141,9 +159,16 @@ def evaluate_candidate(
         "candidate": unsafe_rate(safety, prompts, new),
         "deployed": unsafe_rate(safety, prompts, old),
     }
+    canned = {
+        "candidate": canned_rate(benign_replies(sets, new)),
+        "deployed": canned_rate(benign_replies(sets, old)),
+    }
+    policy = PromotionPolicy(
+        unsafe_tolerance=config.safety_tolerance, canned_tolerance=config.canned_tolerance
+    )
     decision = decide_promotion(
-        win, unsafe["candidate"], unsafe["deployed"],
-        PromotionPolicy(unsafe_tolerance=config.safety_tolerance),
+        win, unsafe["candidate"], unsafe["deployed"], policy, canned["candidate"],
+        canned["deployed"],
     )  # fmt: skip
     figures = {
         "judge": judge.name,
@@ -151,6 +176,7 @@ def evaluate_candidate(
         "prompts": {s.name: {"n": len(s), "source": s.source} for s in sets},
         "win_rate": win.as_dict(),
         "unsafe_rate": unsafe,
+        "benign_canned_rate": canned,
         "decision": decision.as_dict(),
     }
     _write(folder / "evaluation", figures, prompts, new, old, outcomes)
