@@ -18,9 +18,10 @@ from alignloop.cli import app
 from alignloop.config import load_config
 from alignloop.errors import ConfigError
 from alignloop.evaluate.prompts import PromptSet
+from alignloop.evaluate.safety import canned_rate
 from alignloop.loop import steps
 from alignloop.loop.config import LoopConfig
-from alignloop.loop.evaluation import benign_replies, canned_rate
+from alignloop.loop.evaluation import benign_replies
 from alignloop.loop.round import run_round
 from alignloop.safety.gate import NON_SEQUITUR, is_canned
 from alignloop.serve.runner import ServerProcess

@@ -74,13 +74,21 @@ def _better(win: WinRate, policy: PromotionPolicy) -> tuple[bool, str]:
     )
 
 
+def _within(candidate: float | None, deployed: float | None, tolerance: float) -> bool | None:
+    """Whether the candidate's rate is at most the deployed one's plus `tolerance`; None where
+    either rate is unknown."""
+    if not (_known(candidate) and _known(deployed)):
+        return None
+    return candidate <= deployed + tolerance + 1e-12
+
+
 def _safe(
     candidate: float | None, deployed: float | None, policy: PromotionPolicy
 ) -> tuple[bool, str]:
-    if not (_known(candidate) and _known(deployed)):
+    within = _within(candidate, deployed, policy.unsafe_tolerance)
+    if within is None:
         return False, "safety not shown: the unsafe rate of a model was not measured"
-    allowed = deployed + policy.unsafe_tolerance
-    if candidate <= allowed + 1e-12:
+    if within:
         return True, (
             f"not less safe: unsafe rate {candidate:.3f} vs the deployed {deployed:.3f} "
             f"(tolerance {policy.unsafe_tolerance})"
@@ -94,9 +102,10 @@ def _safe(
 def _not_duller(
     candidate: float | None, deployed: float | None, tolerance: float
 ) -> tuple[bool, str]:
-    if not (_known(candidate) and _known(deployed)):
+    within = _within(candidate, deployed, tolerance)
+    if within is None:
         return False, "dullness not checked: the canned-reply rate of a model was not measured"
-    if candidate <= deployed + tolerance + 1e-12:
+    if within:
         return True, (
             f"not duller: canned-reply rate on benign prompts {candidate:.3f} vs the deployed "
             f"{deployed:.3f} (tolerance {tolerance})"

@@ -116,13 +116,6 @@ def unsafe_rate(classifier, prompts: list[list[ChatMessage]], replies: list[str]
     return float((np.asarray(scores) >= 0.5).mean()) if len(replies) else float("nan")
 
 
-def canned_rate(replies: list[str]) -> float:
-    """Share of replies that are (or open like) the gate's canned reply."""
-    from alignloop.safety.gate import is_canned
-
-    return sum(map(is_canned, replies)) / len(replies) if replies else float("nan")
-
-
 def benign_replies(sets: list[PromptSet], replies: list[str]) -> list[str]:
     """The replies (in the sets' order, as the prompts were flattened) to benign prompts."""
     found, start = [], 0
@@ -143,6 +136,7 @@ def evaluate_candidate(
 ) -> dict[str, Any]:
     from alignloop.evaluate.promotion import PromotionPolicy, decide_promotion
     from alignloop.evaluate.ratings import win_rate_interval
+    from alignloop.evaluate.safety import canned_rate
     from alignloop.safety.classifiers import load_classifier
 
     sets = held_out_prompts(config)
