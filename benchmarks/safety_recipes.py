@@ -217,7 +217,7 @@ def bake_suffix(args) -> str:
         for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
                           ("mix_weight", "-mix"), ("bake_canned_reply", "-"),
                           ("bake_keep_everyday", "-keep"), ("bake_hh_offset", "-hhfrom"),
-                          ("bake_mix_replies", "-replies"))
+                          ("bake_mix_replies", "-replies"), ("bake_canned_turns", "-canned"))
         if getattr(args, key) != getattr(defaults, key)
     ]  # fmt: skip
     return suffix(args) + "".join(changed)
@@ -270,7 +270,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
         mix += everyday_base_replies(work, args, held_out | evaluated)
     result = bake_dialogues(
         dialogues, load_classifier(gate), threshold, args.bake_canned_reply, mix=mix,
-        mix_weight=args.mix_weight,
+        mix_weight=args.mix_weight, canned_turns=args.bake_canned_turns,
     )  # fmt: skip
     sources = ["hh-rlhf", "diasafety", "chatterbot", "truthfulqa"]
     write_baked(result, out, {"classifier": gate, "threshold": threshold, "sources": sources})
@@ -582,6 +582,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "TruthfulQA best answers), the base model's greedy replies to the same opening turns "
         "(model: on safe turns the baked model learns back what it said before baking), or "
         "both (as `alignloop safety bake --mix-replies`).",
+    )
+    parser.add_argument(
+        "--bake-canned-turns",
+        choices=["all", "first"],
+        default="all",
+        help="Triggered targets canned: all of them, or only each dialogue's first, the dialogue "
+        "cut after it (`alignloop safety bake --canned-turns`).",
     )
     parser.add_argument(
         "--bake-canned-reply",

@@ -133,6 +133,23 @@ def test_replaces_exactly_the_triggered_targets_and_scores_in_chunks():
     assert DIALOGUES[2][3]["content"] == "badword!"
 
 
+def test_first_canned_turn_ends_the_dialogue():
+    result = bake_dialogues(DIALOGUES, KeywordClassifier("badword"), canned_turns="first")
+    for d, (row, original) in enumerate(zip(result.rows, DIALOGUES, strict=True)):
+        first = min(EXPECTED.get(d, {len(original)}))  # the first replaced turn, if any
+        assert len(row["messages"]) == min(first + 1, len(original)), d
+        assert row["messages"][:first] == original[:first], d
+        assert [r["turn"] for r in row["replaced"]] == ([first] if d in EXPECTED else [])
+    assert NON_SEQUITUR.fullmatch(result.rows[0]["messages"][4]["content"])
+    counts = result.counts()
+    assert counts["replaced_turns"] == counts["changed_dialogues"] == 4
+    # dialogue 0 loses 1 assistant turn after turn 4, dialogues 1 and 3 one after turn 1
+    assert counts["cut_turns"] == 3 and counts["assistant_turns"] == 2 + 1 + 2 + 1 + 1
+    with pytest.raises(InvalidInput) as caught:
+        bake_dialogues(DIALOGUES, KeywordClassifier("badword"), canned_turns="last")
+    assert caught.value.field == "canned_turns"
+
+
 @pytest.fixture(scope="module")
 def profanity() -> SafetyClassifier:
     return load_classifier("profanity")
@@ -334,6 +351,14 @@ def test_cli_bakes_a_file_the_sft_trainer_loads(tmp_path):
     assert json.loads(card_path(out).read_text())["counts"]["rows"] == 6
     run = alignloop("safety", "bake", "--data", data, "--out", out)  # out exists now
     assert isinstance(run.exception, Conflict)
+    first = tmp_path / "first.jsonl"
+    run = alignloop("safety", "bake", "--data", data, "--canned-turns", "first", "--out", first)
+    assert run.exit_code == 0, run.output
+    card = json.loads(card_path(first).read_text())
+    assert card["canned_turns"] == "first" and card["counts"]["cut_turns"] == 2
+    assert [len(e.messages) for e in load_examples(first, "sft")] == [2, 4, 2]
+    run = alignloop("safety", "bake", "--data", data, "--canned-turns", "some", "--out", first)
+    assert isinstance(run.exception, ConfigError) and run.exception.field == "canned_turns"
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [user("only a question")]}])
     run = alignloop("safety", "bake", "--data", bad, "--out", tmp_path / "x.jsonl")
     assert isinstance(run.exception, InvalidInput) and "row 1" in run.exception.message

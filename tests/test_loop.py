@@ -21,7 +21,7 @@ from alignloop.evaluate.prompts import PromptSet
 from alignloop.evaluate.safety import canned_rate
 from alignloop.loop import steps
 from alignloop.loop.config import LoopConfig
-from alignloop.loop.evaluation import benign_replies
+from alignloop.loop.evaluation import benign_replies, held_out_prompts
 from alignloop.loop.round import run_round
 from alignloop.safety.gate import NON_SEQUITUR, is_canned
 from alignloop.serve.runner import ServerProcess
@@ -247,6 +247,23 @@ def test_the_canned_rate_counts_only_the_replies_to_benign_prompts():
     replies = [canned, "Hello!", canned, canned, "Sure, I can help."]
     assert benign_replies(sets, replies) == [canned, "Hello!", "Sure, I can help."]
     assert canned_rate(benign_replies(sets, replies)) == pytest.approx(1 / 3)
+
+
+def test_a_prompt_files_rows_marked_adversarial_are_not_counted_as_benign(tmp_path):
+    path = tmp_path / "held.jsonl"
+    rows = [{"prompt": "hi"}, {"prompt": "hurt someone", "kind": "adversarial"}, {"prompt": "yo"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sets = held_out_prompts(LoopConfig(eval_prompts=[str(path)], eval_limit=3))
+    assert [(s.name, s.kind, len(s)) for s in sets] == [
+        ("held", "benign", 2),
+        ("held-adversarial", "adversarial", 1),
+    ]
+    path.write_text(json.dumps(rows[1]) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        held_out_prompts(LoopConfig(eval_prompts=[str(path)]))
+    assert caught.value.field == "canned_tolerance"
+    only_attacks = LoopConfig(eval_prompts=[str(path)], canned_tolerance=None)
+    assert [s.kind for s in held_out_prompts(only_attacks)] == ["adversarial"]
 
 
 def test_the_same_rows_in_another_order_make_the_same_training_file(tmp_path):

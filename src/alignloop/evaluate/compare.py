@@ -8,7 +8,8 @@
    later one), so with the deployed model first every win rate reads "candidate over deployed";
 4. win rates with intervals and Bradley-Terry ratings with bootstrap intervals (`ratings.py`),
    good-response rate and error categories (`quality.py`), unsafe rate by a safety classifier,
-   and the promotion decision of each later model against the first (`promotion.py`);
+   canned-reply rate on the benign prompts, and the promotion decision of each later model
+   against the first (`promotion.py`: better, not less safe, not duller);
 5. `report.write_report` writes report.json and report.html into `out`.
 """
 
@@ -26,6 +27,7 @@ from alignloop.errors import AlignloopError, ConfigError, InvalidInput, NotFound
 from alignloop.evaluate.config import EvaluateConfig, parse_judge_spec
 from alignloop.evaluate.judges import PairwiseJudge
 from alignloop.evaluate.promotion import PromotionPolicy, decide_promotion
+from alignloop.evaluate.prompts import PROMPT_KINDS, PromptKind
 from alignloop.evaluate.quality import ResponseJudge, category_shares, good_response_rate
 from alignloop.evaluate.ratings import (
     Battle,
@@ -43,9 +45,16 @@ Progress = Callable[[str, int, int], None]
 # --- inputs -------------------------------------------------------------------------------------
 
 
-def _prompt_from_row(row: Any, where: str) -> list[ChatMessage]:
+def _prompt_from_row(row: Any, where: str) -> tuple[list[ChatMessage], PromptKind]:
+    kind = row.get("kind", "benign") if isinstance(row, dict) else "benign"
+    if kind not in PROMPT_KINDS:
+        raise InvalidInput(
+            f"{where}: 'kind' must be 'benign' or 'adversarial' (or left out: benign), got "
+            f"{kind!r}",
+            "prompts",
+        )
     if isinstance(row, dict) and isinstance(row.get("prompt"), str) and row["prompt"].strip():
-        return [{"role": "user", "content": row["prompt"]}]
+        return [{"role": "user", "content": row["prompt"]}], kind
     messages = row.get("messages") if isinstance(row, dict) else None
     if (
         isinstance(messages, list)
@@ -53,7 +62,7 @@ def _prompt_from_row(row: Any, where: str) -> list[ChatMessage]:
         and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
         and messages[-1].get("role") == "user"
     ):
-        return [{"role": str(m.get("role")), "content": m["content"]} for m in messages]
+        return [{"role": str(m.get("role")), "content": m["content"]} for m in messages], kind
     raise InvalidInput(
         f"{where}: each JSONL row needs a non-empty 'prompt' string, or 'messages' ending "
         "with a user turn",
@@ -61,9 +70,15 @@ def _prompt_from_row(row: Any, where: str) -> list[ChatMessage]:
     )
 
 
-def load_prompt_file(path: str | Path, limit: int | None = None) -> list[list[ChatMessage]]:
-    """Chat prompts from a JSONL file ({"prompt": ...} or {"messages": [...]}) or, for any
-    other suffix, a text file with one prompt a line (blank lines skipped)."""
+def load_marked_prompts(
+    path: str | Path, limit: int | None = None
+) -> list[tuple[list[ChatMessage], PromptKind]]:
+    """(chat prompt, kind) of each prompt of a JSONL file ({"prompt": ...} or {"messages":
+    [...]}, with an optional "kind": "benign" or "adversarial", benign where left out) or, for
+    any other suffix, a text file with one benign prompt a line (blank lines skipped).
+
+    The kind says what a canned reply means there: on a benign prompt it is a deflection
+    (the promotion's dullness check counts them), on an adversarial one it may be right."""
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"prompt file {path} does not exist; give an existing --prompts", "prompts")
@@ -77,11 +92,16 @@ def load_prompt_file(path: str | Path, limit: int | None = None) -> list[list[Ch
                 raise InvalidInput(f"{path}: line {number} is not JSON ({exc})", "prompts") from exc
             prompts.append(_prompt_from_row(row, f"{path}: line {number}"))
     else:
-        prompts = [[{"role": "user", "content": line.strip()}] for line in lines]
+        prompts = [([{"role": "user", "content": line.strip()}], "benign") for line in lines]
     prompts = prompts[:limit] if limit else prompts
     if not prompts:
         raise InvalidInput(f"prompt file {path} holds no prompts", "prompts")
     return prompts
+
+
+def load_prompt_file(path: str | Path, limit: int | None = None) -> list[list[ChatMessage]]:
+    """The chat prompts of `load_marked_prompts`, without their kinds."""
+    return [prompt for prompt, _ in load_marked_prompts(path, limit)]
 
 
 def _check_model(spec: str, field: str) -> None:
@@ -117,9 +137,16 @@ def _check_output(config: EvaluateConfig) -> None:
         )
 
 
-def preflight(config: EvaluateConfig) -> list[list[ChatMessage]]:
-    """Every input checked before any work; the prompts."""
-    prompts = load_prompt_file(config.prompts, config.prompts_limit)
+def preflight(config: EvaluateConfig) -> list[tuple[list[ChatMessage], PromptKind]]:
+    """Every input checked before any work; the prompts with their kinds."""
+    prompts = load_marked_prompts(config.prompts, config.prompts_limit)
+    if config.canned_tolerance is not None and all(k != "benign" for _, k in prompts):
+        raise ConfigError(
+            "canned_tolerance: the dullness check counts canned replies to benign prompts, and "
+            f"every prompt of {config.prompts} is marked adversarial; add benign prompts (rows "
+            "without 'kind', or 'kind': 'benign') or turn the check off (canned_tolerance: null)",
+            "canned_tolerance",
+        )
     for model in config.models:
         _check_model(model, "models")
     _check_judge(config.judge)
@@ -229,8 +256,16 @@ def quality_rows(
 
 
 def safety_rows(
-    classifier, threshold: float, prompts: Sequence[list[ChatMessage]], replies: dict[str, list]
+    classifier,
+    threshold: float,
+    prompts: Sequence[list[ChatMessage]],
+    replies: dict[str, list],
+    benign: Sequence[bool],
 ) -> list[dict[str, Any]]:
+    """Each model's unsafe rate over every prompt (by `classifier`) and canned-reply rate over
+    the benign ones (`benign[i]`: prompt i is benign; NaN where none is)."""
+    from alignloop.evaluate.safety import canned_rate
+
     rows = []
     for model, said in replies.items():
         scores = classifier.score_batch(list(zip(prompts, said, strict=True)))
@@ -241,6 +276,8 @@ def safety_rows(
                 "n": len(unsafe),
                 "unsafe_rate": sum(unsafe) / len(unsafe),
                 "judge": classifier.name,
+                "benign_n": sum(benign),
+                "canned_rate": canned_rate([r for r, b in zip(said, benign, strict=True) if b]),
             }
         )
     return rows
@@ -254,12 +291,14 @@ def promotion_rows(
 ) -> list[dict[str, Any]]:
     """The decision of each model after the first against the first (the deployed one)."""
     unsafe = {row["model"]: row["unsafe_rate"] for row in safety}
+    canned = {row["model"]: row.get("canned_rate") for row in safety}
     deployed = models[0]
     rows = []
     for candidate in models[1:]:
         decision = decide_promotion(
-            win_rates[(candidate, deployed)], unsafe.get(candidate), unsafe.get(deployed), policy
-        )
+            win_rates[(candidate, deployed)], unsafe.get(candidate), unsafe.get(deployed), policy,
+            canned.get(candidate), canned.get(deployed),
+        )  # fmt: skip
         rows.append({"candidate": candidate, "deployed": deployed, **decision.as_dict()})
     return rows
 
@@ -310,7 +349,9 @@ def run_comparison(config: EvaluateConfig, on_progress: Progress | None = None) 
     """Generate, judge, compute and report (see the module doc); the report's path."""
     from alignloop.safety.classifiers import load_classifier
 
-    prompts = preflight(config)
+    marked = preflight(config)
+    prompts = [prompt for prompt, _ in marked]
+    benign = [kind == "benign" for _, kind in marked]
     replies = generate_all(config, prompts, on_progress)
     judge = build_judge(config)
     try:
@@ -323,16 +364,18 @@ def run_comparison(config: EvaluateConfig, on_progress: Progress | None = None) 
     safety = (
         []
         if classifier is None
-        else safety_rows(classifier, config.safety_threshold, prompts, replies)
+        else safety_rows(classifier, config.safety_threshold, prompts, replies, benign)
     )
     response_judge = build_response_judge(config, classifier)
     quality = [] if response_judge is None else quality_rows(response_judge, prompts, replies)
-    policy = PromotionPolicy(config.min_win_rate_low, config.unsafe_tolerance)
+    policy = PromotionPolicy(
+        config.min_win_rate_low, config.unsafe_tolerance, config.canned_tolerance
+    )
     data = {
         "title": config.title,
         "models": list(config.models),
         "judge": _judge_about(judge),
-        "prompts": {"source": str(config.prompts), "n": len(prompts)},
+        "prompts": {"source": str(config.prompts), "n": len(prompts), "benign": sum(benign)},
         "win_rates": [
             {"model_a": a, "model_b": b, **rate.as_dict()} for (a, b), rate in win_rates.items()
         ],

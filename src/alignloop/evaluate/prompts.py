@@ -38,6 +38,7 @@ from alignloop.errors import InvalidInput, NotFound
 from alignloop.train.data import RowError, hh_dialogue, read_rows
 
 PromptKind = Literal["adversarial", "benign"]
+PROMPT_KINDS: tuple[str, ...] = ("adversarial", "benign")
 DEFAULT_DATA_DIR = "../shared/data"
 HH_FILE = "hh-rlhf/harmless-base-dev.jsonl.gz"
 HH_EVAL_OFFSET = 1325  # rows [0, 1325) are left to training; the last 500 of 1,825 to evaluation
@@ -176,7 +177,7 @@ SET_KINDS: dict[str, PromptKind] = {
     "diasafety": "adversarial",
     "adversarial": "adversarial",
     "chatterbot": "benign",
-}  # a prompt file is benign (see alignloop.evaluate.compare.load_prompt_file)
+}  # a prompt file's rows are benign unless marked (alignloop.evaluate.compare.load_marked_prompts)
 
 
 def load_prompt_set(

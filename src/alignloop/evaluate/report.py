@@ -22,7 +22,8 @@ The data schema (every section optional; a plot or table is drawn for each secti
     {"model": str, "n": int, "good_rate": float, "judge": str,
      "categories": {"good": float, "inappropriate": float, ...}}   # shares, summing to 1
   ],
-  "safety": [{"model": str, "n": int, "unsafe_rate": float, "judge": str}],
+  "safety": [{"model": str, "n": int, "unsafe_rate": float, "judge": str,
+              "benign_n": int, "canned_rate": float}],  # canned: on the benign prompts
   "rounds": [                                    # a multi-round loop: one row per round and arm
     {"round": int, "arm": str, "model": str, "good_rate": float | None,
      "unsafe_rate": float | None, ...}           # arm e.g. 'troll-filtered' / 'unfiltered'
@@ -321,7 +322,8 @@ def _quality_html(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _safety_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    keys = ("model", "n", "unsafe_rate", "judge")
+    keys = ("model", "n", "unsafe_rate", "judge", "benign_n", "canned_rate")
+    keys = tuple(k for k in keys if any(k in r for r in rows))
     table = _table(keys, [[r.get(k) for k in keys] for r in rows])
     return _section("Safety", _image(plot_safety(rows), "unsafe rate"), table)
 

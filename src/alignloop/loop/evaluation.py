@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def held_out_prompts(config: LoopConfig) -> list[PromptSet]:
     """Each built-in set's last `eval_limit` prompts (simulated users talk from the front of
-    the sets), or a file's first `eval_limit`."""
+    the sets), or a file's first `eval_limit` (one set per kind its rows are marked with)."""
     found = []
     for source in config.eval_prompts:
         if source in PROMPT_SETS:
@@ -36,19 +36,33 @@ def held_out_prompts(config: LoopConfig) -> list[PromptSet]:
                 PromptSet(whole.name, tail, whole.kind, f"{whole.source} (last {len(tail)})")
             )
         else:
-            found.append(_file_prompts(source, config.eval_limit))
+            found.extend(_file_prompts(source, config.eval_limit))
+    if config.canned_tolerance is not None and all(s.kind != "benign" for s in found):
+        raise ConfigError(
+            "canned_tolerance: it is measured on benign held-out prompts, and every prompt of "
+            "eval_prompts is marked adversarial; add benign prompts or set canned_tolerance: "
+            "null",
+            "canned_tolerance",
+        )
     return found
 
 
-def _file_prompts(path: str, limit: int) -> PromptSet:
+def _file_prompts(path: str, limit: int) -> list[PromptSet]:
+    """A prompt file's prompts, as a benign set and an adversarial set (by each row's kind;
+    a set only where the file has such prompts)."""
     from alignloop.errors import AlignloopError
-    from alignloop.evaluate.compare import load_prompt_file
+    from alignloop.evaluate.compare import load_marked_prompts
 
     try:
-        prompts = load_prompt_file(path, limit)
+        marked = load_marked_prompts(path, limit)
     except AlignloopError as exc:
         raise type(exc)(exc.message, "eval_prompts") from exc
-    return PromptSet(Path(path).stem, prompts, "benign", path)
+    name = Path(path).stem
+    return [
+        PromptSet(name if kind == "benign" else f"{name}-{kind}", prompts, kind, path)
+        for kind in ("benign", "adversarial")
+        if (prompts := [prompt for prompt, k in marked if k == kind])
+    ]
 
 
 def pairwise_judge(config: LoopConfig, reward_model: str | None) -> PairwiseJudge:

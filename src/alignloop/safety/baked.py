@@ -13,6 +13,11 @@ message is scored exactly once, in chunks of `chunk_size` pairs per `score_batch
 baked dialogues are then joined by unmodified dialogues of `mix_data` (`mix_weight` of them per
 baked dialogue), and written as SFT rows that `alignloop train sft` reads as they are.
 
+With `canned_turns` "first", a dialogue ends at its first replaced turn: the later turns (red-team
+dialogues keep pushing, so most of them would be canned too) are left out. The trainer learns
+the canned reply once per unsafe dialogue instead of once per unsafe turn, so it makes up a
+smaller share of the targets, and an unfamiliar benign turn is less likely to get it.
+
 Sources (the `data` and `mix_data` options):
 
 | spelling                            | rows                                                   |
@@ -53,6 +58,8 @@ if TYPE_CHECKING:
     from alignloop.safety.classifiers import OnProgress, SafetyClassifier
 
 SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
+CannedTurns = Literal["all", "first"]
+CANNED_TURNS: tuple[str, ...] = ("all", "first")
 CARD_FORMAT = 1
 SOURCE_HELP = (
     "'PATH' or 'sft:PATH' (rows with messages), 'hh-rlhf:PATH' (HH-RLHF pairs: the chosen "
@@ -199,6 +206,7 @@ class BakeResult:
     replaced_by_target: int = 0  # the target fired (maybe the input too)
     replaced_by_both: int = 0
     changed_dialogues: int = 0
+    cut_turns: int = 0  # assistant turns left out after a dialogue's first canned one
     scored_utterances: int = 0
     mix_available: int = 0
     mixed_rows: int = 0
@@ -214,6 +222,7 @@ class BakeResult:
             "replaced_by_target": self.replaced_by_target,
             "replaced_by_both": self.replaced_by_both,
             "changed_dialogues": self.changed_dialogues,
+            "cut_turns": self.cut_turns,
             "scored_utterances": self.scored_utterances,
             "mix_available": self.mix_available,
             "mixed_rows": self.mixed_rows,
@@ -269,12 +278,19 @@ def bake_dialogues(
     mix_weight: float = 1.0,
     chunk_size: int = SCORE_CHUNK,
     on_progress: OnProgress | None = None,
+    canned_turns: CannedTurns = "all",
 ) -> BakeResult:
     """The baked dialogues (each assistant turn whose input or itself fires replaced by a canned
-    reply, every other message as it was), in input order, then `mix_weight` unmodified `mix`
-    dialogues per baked one (at most all of them), drawn without replacement by `seed`."""
+    reply, every other message as it was; with `canned_turns` "first", each dialogue cut after
+    its first replaced turn), in input order, then `mix_weight` unmodified `mix` dialogues per
+    baked one (at most all of them), drawn without replacement by `seed`."""
     if mix_weight < 0 or not math.isfinite(mix_weight):
         raise InvalidInput(f"mix_weight must be a number >= 0, got {mix_weight}", "mix_weight")
+    if canned_turns not in CANNED_TURNS:
+        raise InvalidInput(
+            f"canned_turns must be one of {', '.join(CANNED_TURNS)}, got {canned_turns!r}",
+            "canned_turns",
+        )
     canned = CannedReplies(canned) if isinstance(canned, str) else canned
     scores = score_messages(dialogues, classifier, chunk_size, on_progress)
     rng = random.Random(seed)
@@ -299,6 +315,10 @@ def bake_dialogues(
             result.replaced_by_input += by_input
             result.replaced_by_target += by_target
             result.replaced_by_both += by_input and by_target
+            if canned_turns == "first":
+                result.cut_turns += sum(m["role"] == "assistant" for m in messages[k + 1 :])
+                del baked[k + 1 :]
+                break
         result.changed_dialogues += bool(replaced)
         result.rows.append({"messages": baked, "origin": "data", "index": d, "replaced": replaced})
     result.mix_available = len(mix)
@@ -372,6 +392,12 @@ class BakeConfig(Settings):
     canned_reply: Literal["non_sequitur", "safe_response"] = Field(
         "non_sequitur",
         description="What replaces a triggered target: a topic change, or an apology.",
+    )
+    canned_turns: CannedTurns = Field(
+        "all",
+        description="Which triggered targets become canned replies: all of them, or only a "
+        "dialogue's first (the dialogue then ends there: fewer canned targets, so fewer benign "
+        "turns answered with one).",
     )
     mix_data: str | None = Field(
         None, description="Unmodified dialogues mixed in (same spellings as data); none: no mix."
@@ -464,6 +490,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         config.mix_weight,
         config.chunk_size,
         on_progress,
+        config.canned_turns,
     )
     card = {
         "format": CARD_FORMAT,
@@ -473,6 +500,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         "classifier_source": config.classifier,
         "threshold": config.threshold,
         "canned_reply": config.canned_reply,
+        "canned_turns": config.canned_turns,
         "seed": config.seed,
         "sources": {"data": config.data, "mix_data": config.mix_data},
         "mix_replies": config.mix_replies,
