@@ -353,9 +353,11 @@ def trainer_options(args) -> list[str]:
 
 
 def baked_model(work: Path, baked: Path, args) -> str:
-    """SmolLM2 + LoRA, SFT on the baked data."""
+    """SmolLM2 + LoRA, SFT on the baked data (for --sft-steps, the default's folder has no
+    suffix)."""
+    steps = "" if args.sft_steps == parse_args([]).sft_steps else f"-steps{args.sft_steps}"
     return str(once(
-        work / f"baked-model{bake_suffix(args)}", "train", "sft", *trainer_options(args),
+        work / f"baked-model{bake_suffix(args)}{steps}", "train", "sft", *trainer_options(args),
         "--data", str(baked), "--max-steps", str(args.sft_steps),
         "--learning-rate", str(args.learning_rate),
     ))  # fmt: skip
