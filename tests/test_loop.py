@@ -264,6 +264,10 @@ def test_a_prompt_files_rows_marked_adversarial_are_not_counted_as_benign(tmp_pa
     assert caught.value.field == "canned_tolerance"
     only_attacks = LoopConfig(eval_prompts=[str(path)], canned_tolerance=None)
     assert [s.kind for s in held_out_prompts(only_attacks)] == ["adversarial"]
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    with pytest.raises(ConfigError):  # refused before the round opens, not after training
+        run_round(_config(db, tmp_path / "rounds", eval_prompts=[str(path)]))
+    assert not (tmp_path / "rounds").exists() and not (tmp_path / "store.db").exists()
 
 
 def test_the_same_rows_in_another_order_make_the_same_training_file(tmp_path):

@@ -62,6 +62,9 @@ def run_rounds(config: LoopConfig, on_progress: Progress | None = None) -> list[
 
 def run_round(config: LoopConfig, on_progress: Progress | None = None) -> RoundResult:
     """Run (or resume) the arm's next round; the store says which and on what messages."""
+    from alignloop.loop.evaluation import held_out_prompts
+
+    held_out_prompts(config)  # bad held-out prompts stop the round before it opens
     engine = make_engine(config.db)
     upgrade(engine)
     plan, resumed = _open(engine, config)
