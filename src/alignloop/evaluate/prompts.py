@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from importlib import resources
 from itertools import zip_longest
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from alignloop.backends.base import ChatMessage
 from alignloop.errors import InvalidInput, NotFound
 from alignloop.train.data import RowError, hh_dialogue, read_rows
 
 PromptKind = Literal["adversarial", "benign"]
-PROMPT_KINDS: tuple[str, ...] = ("adversarial", "benign")
+PROMPT_KINDS: tuple[str, ...] = get_args(PromptKind)
 DEFAULT_DATA_DIR = "../shared/data"
 HH_FILE = "hh-rlhf/harmless-base-dev.jsonl.gz"
 HH_EVAL_OFFSET = 1325  # rows [0, 1325) are left to training; the last 500 of 1,825 to evaluation

@@ -15,8 +15,9 @@ baked dialogue), and written as SFT rows that `alignloop train sft` reads as the
 
 With `canned_turns` "first", a dialogue ends at its first replaced turn: the later turns (red-team
 dialogues keep pushing, so most of them would be canned too) are left out. The trainer learns
-the canned reply once per unsafe dialogue instead of once per unsafe turn, so it makes up a
-smaller share of the targets, and an unfamiliar benign turn is less likely to get it.
+the canned reply once per unsafe dialogue instead of once per unsafe turn, a smaller share of
+the targets. Measured (README, safety benchmark): it cans more benign openers, not fewer, since
+nearly every canned target is then a first reply to a lone opening turn.
 
 Sources (the `data` and `mix_data` options):
 
@@ -44,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
 CannedTurns = Literal["all", "first"]
-CANNED_TURNS: tuple[str, ...] = ("all", "first")
+CANNED_TURNS: tuple[str, ...] = get_args(CannedTurns)
 CARD_FORMAT = 1
 SOURCE_HELP = (
     "'PATH' or 'sft:PATH' (rows with messages), 'hh-rlhf:PATH' (HH-RLHF pairs: the chosen "
