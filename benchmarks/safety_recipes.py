@@ -225,9 +225,12 @@ def bake_suffix(args) -> str:
 
 def suffix(args) -> str:
     """Folder names of the gate, the baked data and model: the default gate's have none but
-    its kind."""
+    its data and kind (a fine-tuned gate's epochs away from the default are named too, so
+    that a cached gate is never reused for another number of epochs)."""
     data = "" if args.gate_data == "diasafety" else f"-{args.gate_data}"
-    return data + ("" if args.gate_kind == "embedding" else f"-{args.gate_kind}")
+    kind = "" if args.gate_kind == "embedding" else f"-{args.gate_kind}"
+    longer = args.gate_kind == "finetune" and args.gate_epochs != parse_args([]).gate_epochs
+    return data + kind + (f"-epochs{args.gate_epochs:g}" if longer else "")
 
 
 def held_out_openers(benign_limit: int) -> set[str]:
