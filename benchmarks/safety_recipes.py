@@ -295,12 +295,10 @@ def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dic
     so the mix held no small talk or device trouble, and the baked model learnt the canned
     reply for them ("Hello", "My printer is not printing"). Its own replies, learnt back, tell
     it to answer such turns as it did before baking."""
-    from alignloop.safety.sensitive import shipped_rows
-    from alignloop.synth.files import package_file, read_seed_queries
+    from alignloop.safety.baked import everyday_prompts
 
-    texts = [row.text for row in shipped_rows() if row.topic == "none"]
-    texts += read_seed_queries(package_file("seed_queries.txt"))
-    return own_replies(work, args, "everyday", [t for t in texts if t.strip() not in held_out])
+    texts = [t for t in everyday_prompts() if t not in held_out]
+    return own_replies(work, args, "everyday", texts)
 
 
 def own_replies(work: Path, args, name: str, texts: list[str]) -> list[list[dict]]:

@@ -463,3 +463,26 @@ def test_the_mix_can_be_answered_in_the_models_own_voice(tmp_path, tiny_backend)
         BakeConfig(data=str(data_file), out=str(tmp_path / "x.jsonl"), mix_replies="model")
     assert err.value.errors()[0]["loc"] == ("mix_replies",)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_packages_everyday_prompts_join_the_mix_answered_by_the_model(tmp_path):
+    """mix_everyday: every everyday prompt the package ships (device troubles and small talk
+    among them) joins the mix as a one-turn dialogue with the model's own reply."""
+    from alignloop.safety.baked import everyday_prompts
+
+    prompts = everyday_prompts()
+    assert len(prompts) == len(set(prompts)) > 500
+    assert any("printer" in p for p in prompts) and any("laptop" in p for p in prompts)
+    data_file = sft_file(tmp_path / "data.jsonl", [[user("you fucking idiot"), bot("no u")]])
+    out = tmp_path / "baked.jsonl"
+    config = BakeConfig(
+        data=str(data_file), out=str(out), mix_everyday=True, mix_weight=10_000,
+        mix_model="tiny", mix_max_new_tokens=4, mix_temperature=1.0,
+    )  # fmt: skip
+    result = build_baked_dataset(config)
+    mixed = [row["messages"] for row in result.rows if row["origin"] == "mix"]
+    assert [m[0]["content"] for m in mixed] == prompts  # each once, in order
+    assert all(len(m) == 2 and m[1]["role"] == "assistant" and m[1]["content"] for m in mixed)
+    card = json.loads(card_path(out).read_text())
+    assert (card["mix_everyday"], card["mix_model"]) == (True, "tiny")
+    assert card["counts"]["mixed_rows"] == len(mixed) == result.mix_available

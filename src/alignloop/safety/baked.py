@@ -19,6 +19,10 @@ the canned reply once per unsafe dialogue instead of once per unsafe turn, a sma
 the targets. Measured (README, safety benchmark): it cans more benign openers, not fewer, since
 nearly every canned target is then a first reply to a lone opening turn.
 
+What a mix lacks, the baked model tends to can: a corpus mix with no device troubles or small
+talk left it answering "My printer is not printing." with the canned reply. `mix_everyday`
+adds the package's everyday prompts, answered by `mix_model`, to the mix.
+
 Sources (the `data` and `mix_data` options):
 
 | spelling                            | rows                                                   |
@@ -338,16 +342,16 @@ def own_voice(
     batch_size: int = 16,
     on_progress: OnProgress | None = None,
 ) -> list[list[Message]]:
-    """Each mix dialogue cut to the messages before its first assistant turn, answered by the
-    backend's own reply (a dialogue that opens with the assistant, or that it answers with
-    nothing, is left out).
+    """Each mix dialogue cut to the messages before its first assistant turn (a dialogue with
+    none: all of it), answered by the backend's own reply (a dialogue that opens with the
+    assistant, or that it answers with nothing, is left out).
 
     Why: a mix in another voice (corpus answers) spreads the baked model's first words over
     many tokens, so on a turn it has not seen the canned reply's one opening outweighs each of
     them; its own replies keep its usual opening likely. Greedy decoding is best for this."""
     from alignloop.evaluate.generate import generate_replies
 
-    firsts = (next(k for k, m in enumerate(d) if m["role"] == "assistant") for d in mix)
+    firsts = (next((k for k, m in enumerate(d) if m["role"] == "assistant"), len(d)) for d in mix)
     openings = [list(d[:first]) for d, first in zip(mix, firsts, strict=True) if first > 0]
     step = None if on_progress is None else (lambda d, t: on_progress("reply", d, t, {}))
     said = generate_replies(backend, openings, params, batch_size, step)
@@ -356,6 +360,17 @@ def own_voice(
         for opening, reply in zip(openings, said, strict=True)
         if reply
     ]
+
+
+def everyday_prompts() -> list[str]:
+    """The package's everyday prompts, once each: the sensitive-topic data's everyday rows
+    (small talk, device troubles, how-to questions) and the synthetic-data seed queries."""
+    from alignloop.safety.sensitive import shipped_rows
+    from alignloop.synth.files import package_file, read_seed_queries
+
+    texts = [row.text for row in shipped_rows() if row.topic == "none"]
+    texts += read_seed_queries(package_file("seed_queries.txt"))
+    return list(dict.fromkeys(text.strip() for text in texts if text.strip()))
 
 
 def voiced_mix(
@@ -416,19 +431,30 @@ class BakeConfig(Settings):
         "each mix dialogue's opening turn (model: on safe turns the baked model learns back "
         "what it says already, and deflects fewer unfamiliar benign turns); or both.",
     )
+    mix_everyday: bool = Field(
+        False,
+        description="Also mix in the package's everyday prompts (small talk, device troubles, "
+        "how-to questions), each answered by mix_model: a mix without such turns leaves the "
+        "baked model canning them.",
+    )
     mix_model: str = Field(
         "smollm2",
-        description="With mix_replies model or both: the model that replies, the one to be "
+        description="With mix_replies model or both, or mix_everyday: the model that replies, "
+        "the one to be "
         "baked (a name `alignloop serve --model` takes, or a model folder).",
     )
     mix_max_new_tokens: int = Field(
-        48, ge=1, description="With mix_replies model or both: the longest reply, in tokens."
+        48,
+        ge=1,
+        description="With mix_replies model or both, or mix_everyday: the longest reply, in "
+        "tokens.",
     )
     mix_temperature: float = Field(
         0.0,
         ge=0,
         allow_inf_nan=False,
-        description="With mix_replies model or both: 0 for the greedy reply (the model's most "
+        description="With mix_replies model or both, or mix_everyday: 0 for the greedy reply "
+        "(the model's most "
         "likely opening, what the bake keeps likely), above 0 to sample (by seed).",
     )
     limit: int | None = Field(None, ge=1, description="Bake at most this many dialogues of data.")
@@ -477,6 +503,9 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
     )
     if config.mix_replies != "corpus":
         mix = voiced_mix(mix, model_replies(mix, config, on_progress), config.mix_replies)
+    if config.mix_everyday:
+        everyday = [[{"role": "user", "content": text}] for text in everyday_prompts()]
+        mix += model_replies(everyday, config, on_progress)
     say(f"loading classifier {config.classifier}", 0, 0, {})
     from alignloop.safety.classifiers import load_classifier
 
@@ -505,7 +534,10 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         "seed": config.seed,
         "sources": {"data": config.data, "mix_data": config.mix_data},
         "mix_replies": config.mix_replies,
-        "mix_model": config.mix_model if config.mix_replies != "corpus" else None,
+        "mix_everyday": config.mix_everyday,
+        "mix_model": config.mix_model
+        if config.mix_replies != "corpus" or config.mix_everyday
+        else None,
         "mix_temperature": config.mix_temperature,
         "limit": config.limit,
         "mix_weight": config.mix_weight,
