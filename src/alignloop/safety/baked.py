@@ -440,8 +440,7 @@ class BakeConfig(Settings):
     mix_model: str = Field(
         "smollm2",
         description="With mix_replies model or both, or mix_everyday: the model that replies, "
-        "the one to be "
-        "baked (a name `alignloop serve --model` takes, or a model folder).",
+        "the one to be baked (a name `alignloop serve --model` takes, or a model folder).",
     )
     mix_max_new_tokens: int = Field(
         48,
@@ -454,8 +453,8 @@ class BakeConfig(Settings):
         ge=0,
         allow_inf_nan=False,
         description="With mix_replies model or both, or mix_everyday: 0 for the greedy reply "
-        "(the model's most "
-        "likely opening, what the bake keeps likely), above 0 to sample (by seed).",
+        "(the model's most likely opening, what the bake keeps likely), above 0 to sample "
+        "(by seed).",
     )
     limit: int | None = Field(None, ge=1, description="Bake at most this many dialogues of data.")
     skip_bad_rows: bool = Field(False, description="Leave bad data rows out instead of stopping.")
@@ -501,11 +500,15 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         if config.mix_data
         else []
     )
-    if config.mix_replies != "corpus":
-        mix = voiced_mix(mix, model_replies(mix, config, on_progress), config.mix_replies)
-    if config.mix_everyday:
-        everyday = [[{"role": "user", "content": text}] for text in everyday_prompts()]
-        mix += model_replies(everyday, config, on_progress)
+    voiced = config.mix_replies != "corpus"
+    if voiced or config.mix_everyday:  # one model load answers both
+        everyday = (
+            [[{"role": "user", "content": t}] for t in everyday_prompts()]
+            if config.mix_everyday
+            else []
+        )
+        own, own_everyday = model_replies([mix if voiced else [], everyday], config, on_progress)
+        mix = voiced_mix(mix, own, config.mix_replies) + own_everyday
     say(f"loading classifier {config.classifier}", 0, 0, {})
     from alignloop.safety.classifiers import load_classifier
 
@@ -535,9 +538,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         "sources": {"data": config.data, "mix_data": config.mix_data},
         "mix_replies": config.mix_replies,
         "mix_everyday": config.mix_everyday,
-        "mix_model": config.mix_model
-        if config.mix_replies != "corpus" or config.mix_everyday
-        else None,
+        "mix_model": config.mix_model if voiced or config.mix_everyday else None,
         "mix_temperature": config.mix_temperature,
         "limit": config.limit,
         "mix_weight": config.mix_weight,
@@ -548,9 +549,11 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
 
 
 def model_replies(
-    mix: Sequence[Sequence[Message]], config: BakeConfig, on_progress: OnProgress | None
-) -> list[list[Message]]:
-    """`own_voice` of the mix with the config's model, loaded for it and closed after."""
+    mixes: Sequence[Sequence[Sequence[Message]]],
+    config: BakeConfig,
+    on_progress: OnProgress | None,
+) -> list[list[list[Message]]]:
+    """`own_voice` of each mix with the config's model, loaded once for them and closed after."""
     from alignloop.backends import load_backend
     from alignloop.backends.base import GenerationParams
 
@@ -562,7 +565,7 @@ def model_replies(
         seed=config.seed,
     )  # fmt: skip
     try:
-        return own_voice(mix, backend, params, on_progress=on_progress)
+        return [own_voice(mix, backend, params, on_progress=on_progress) for mix in mixes]
     finally:
         backend.close()
 
