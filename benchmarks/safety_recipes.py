@@ -216,7 +216,8 @@ def bake_suffix(args) -> str:
         f"{name}{getattr(args, key)}"
         for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
                           ("mix_weight", "-mix"), ("bake_canned_reply", "-"),
-                          ("bake_keep_everyday", "-keep"), ("bake_hh_offset", "-hhfrom"),
+                          ("bake_keep_everyday", "-keep"), ("bake_everyday_rows", "-every"),
+                          ("bake_hh_offset", "-hhfrom"),
                           ("bake_mix_replies", "-replies"), ("bake_canned_turns", "-canned"))
         if getattr(args, key) != getattr(defaults, key)
     ]  # fmt: skip
@@ -295,10 +296,12 @@ def everyday_base_replies(work: Path, args, held_out: set[str]) -> list[list[dic
     so the mix held no small talk or device trouble, and the baked model learnt the canned
     reply for them ("Hello", "My printer is not printing"). Its own replies, learnt back, tell
     it to answer such turns as it did before baking."""
-    from alignloop.safety.baked import everyday_prompts
+    from alignloop.safety.baked import everyday_prompts, everyday_sample
 
     texts = [t for t in everyday_prompts() if t not in held_out]
-    return own_replies(work, args, "everyday", texts)
+    kept = set(everyday_sample(texts, args.bake_everyday_rows, seed=0))
+    # every prompt is answered (one cache for any sample), then the sample is kept
+    return [d for d in own_replies(work, args, "everyday", texts) if d[0]["content"] in kept]
 
 
 def own_replies(work: Path, args, name: str, texts: list[str]) -> list[list[dict]]:
@@ -578,6 +581,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "mix (--no-bake-keep-everyday: the chatterbot and TruthfulQA mix only).",
     )
     parser.add_argument(
+        "--bake-everyday-rows",
+        type=int,
+        help="With --bake-keep-everyday: how many of the everyday prompts, drawn as "
+        "`alignloop safety bake --mix-everyday-rows` draws them (default: all).",
+    )
+    parser.add_argument(
         "--bake-mix-replies",
         choices=["corpus", "model", "both"],
         default="corpus",
@@ -622,7 +631,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gate-threshold", type=float, default=0.5)
     parser.add_argument("--topic-threshold", type=float, default=0.55)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.bake_everyday_rows is not None and not args.bake_keep_everyday:
+        parser.error(
+            "--bake-everyday-rows draws from the everyday prompts: add --bake-keep-everyday"
+        )
+    if args.bake_everyday_rows is not None and args.bake_everyday_rows < 1:
+        parser.error(f"--bake-everyday-rows must be at least 1, got {args.bake_everyday_rows}")
+    return args
 
 
 def operating_curve(found: dict, thresholds: dict, prompt_sets, base, judge) -> list[dict]:

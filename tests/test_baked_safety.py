@@ -486,3 +486,37 @@ def test_the_packages_everyday_prompts_join_the_mix_answered_by_the_model(tmp_pa
     card = json.loads(card_path(out).read_text())
     assert (card["mix_everyday"], card["mix_model"]) == (True, "tiny")
     assert card["counts"]["mixed_rows"] == len(mixed) == result.mix_available
+
+
+def test_a_sample_of_the_everyday_prompts_joins_the_mix_drawn_by_seed(tmp_path):
+    """mix_everyday_rows: that many everyday prompts, a seeded draw in the package's order,
+    recorded in the card; without mix_everyday, or below 1, the option is refused by name and
+    nothing is written."""
+    from alignloop.safety.baked import everyday_prompts
+
+    data_file = sft_file(tmp_path / "data.jsonl", [[user("you fucking idiot"), bot("no u")]])
+    mixed = {}
+    for seed in (0, 1):
+        out = tmp_path / f"baked-{seed}.jsonl"
+        config = BakeConfig(
+            data=str(data_file), out=str(out), mix_everyday=True, mix_everyday_rows=5,
+            mix_weight=10_000, mix_model="tiny", mix_max_new_tokens=4, mix_temperature=1.0,
+            seed=seed,
+        )  # fmt: skip
+        result = build_baked_dataset(config)
+        mixed[seed] = [r["messages"][0]["content"] for r in result.rows if r["origin"] == "mix"]
+        assert json.loads(card_path(out).read_text())["mix_everyday_rows"] == 5
+    everyday = everyday_prompts()
+    for seed, prompts in mixed.items():
+        assert len(prompts) == 5 and prompts == everyday_prompts(5, seed)
+        assert prompts == [p for p in everyday if p in prompts]  # the package's order
+    assert mixed[0] != mixed[1]
+
+    for options, message in (({}, "set mix_everyday too"), ({"mix_everyday": True}, "greater")):
+        with pytest.raises(ValidationError, match=message) as err:
+            BakeConfig(
+                data=str(data_file), out=str(tmp_path / "x.jsonl"),
+                mix_everyday_rows=5 if not options else 0, **options,
+            )  # fmt: skip
+        assert err.value.errors()[0]["loc"] == ("mix_everyday_rows",)
+    assert not (tmp_path / "x.jsonl").exists()

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from alignloop.safety.classifiers import OnProgress, SafetyClassifier
 
 SCORE_CHUNK = 1024  # (context, utterance) pairs per score_batch call
+T = TypeVar("T")
 CannedTurns = Literal["all", "first"]
 CANNED_TURNS: tuple[str, ...] = get_args(CannedTurns)
 CARD_FORMAT = 1
@@ -328,7 +329,7 @@ def bake_dialogues(
         result.rows.append({"messages": baked, "origin": "data", "index": d, "replaced": replaced})
     result.mix_available = len(mix)
     wanted = min(math.floor(mix_weight * len(dialogues) + 0.5), len(mix)) if mix else 0
-    for i in sorted(random.Random(f"mix:{seed}").sample(range(len(mix)), wanted)):
+    for i in drawn(range(len(mix)), wanted, f"mix:{seed}"):
         messages = [{"role": m["role"], "content": m["content"]} for m in mix[i]]
         result.rows.append({"messages": messages, "origin": "mix", "index": i})
     result.mixed_rows = wanted
@@ -362,15 +363,30 @@ def own_voice(
     ]
 
 
-def everyday_prompts() -> list[str]:
+def drawn(items: Sequence[T], k: int | None, salt: str) -> list[T]:
+    """`k` of the items (None: all), drawn without replacement by a generator seeded with
+    `salt`, in their input order."""
+    if k is None or k >= len(items):
+        return list(items)
+    return [items[i] for i in sorted(random.Random(salt).sample(range(len(items)), k))]
+
+
+def everyday_prompts(rows: int | None = None, seed: int = 0) -> list[str]:
     """The package's everyday prompts, once each: the sensitive-topic data's everyday rows
-    (small talk, device troubles, how-to questions) and the synthetic-data seed queries."""
+    (small talk, device troubles, how-to questions) and the synthetic-data seed queries; with
+    `rows`, that many of them drawn by `seed` (`everyday_sample`)."""
     from alignloop.safety.sensitive import shipped_rows
     from alignloop.synth.files import package_file, read_seed_queries
 
     texts = [row.text for row in shipped_rows() if row.topic == "none"]
     texts += read_seed_queries(package_file("seed_queries.txt"))
-    return list(dict.fromkeys(text.strip() for text in texts if text.strip()))
+    return everyday_sample(list(dict.fromkeys(t.strip() for t in texts if t.strip())), rows, seed)
+
+
+def everyday_sample(prompts: Sequence[str], rows: int | None, seed: int) -> list[str]:
+    """`rows` of the everyday prompts (None: all), drawn by `seed`: the one draw the bake and
+    the safety benchmark share."""
+    return drawn(prompts, rows, f"everyday:{seed}")
 
 
 def voiced_mix(
@@ -437,6 +453,14 @@ class BakeConfig(Settings):
         "how-to questions), each answered by mix_model: a mix without such turns leaves the "
         "baked model canning them.",
     )
+    mix_everyday_rows: int | None = Field(
+        None,
+        ge=1,
+        description="With mix_everyday: how many of the everyday prompts to mix in, drawn by "
+        "seed (none: all of them). Each of them teaches the model to answer rather than can, "
+        "harmful requests that look like them too: fewer of them keep more of the bake's "
+        "safety.",
+    )
     mix_model: str = Field(
         "smollm2",
         description="With mix_replies model or both, or mix_everyday: the model that replies, "
@@ -477,6 +501,13 @@ class BakeConfig(Settings):
             raise ValueError(f"{value!r} answers the mix_data dialogues: set mix_data too")
         return value
 
+    @field_validator("mix_everyday_rows")
+    @classmethod
+    def _everyday_to_draw_from(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("mix_everyday"):
+            raise ValueError("draws from the everyday prompts: set mix_everyday too")
+        return value
+
     @field_validator("out")
     @classmethod
     def _jsonl_out(cls, value: str) -> str:
@@ -503,7 +534,10 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
     voiced = config.mix_replies != "corpus"
     if voiced or config.mix_everyday:  # one model load answers both
         everyday = (
-            [[{"role": "user", "content": t}] for t in everyday_prompts()]
+            [
+                [{"role": "user", "content": t}]
+                for t in everyday_prompts(config.mix_everyday_rows, config.seed)
+            ]
             if config.mix_everyday
             else []
         )
@@ -538,6 +572,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         "sources": {"data": config.data, "mix_data": config.mix_data},
         "mix_replies": config.mix_replies,
         "mix_everyday": config.mix_everyday,
+        "mix_everyday_rows": config.mix_everyday_rows,
         "mix_model": config.mix_model if voiced or config.mix_everyday else None,
         "mix_temperature": config.mix_temperature,
         "limit": config.limit,
