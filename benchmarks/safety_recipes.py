@@ -24,7 +24,8 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   gate's classifier at the gate's threshold replaced by the canned reply, mixed (--mix-weight
   per baked dialogue) with unmodified chatterbot conversations and TruthfulQA answers
   (--bake-mix-replies model: the base model's own replies to their opening turns instead, both:
-  both; --bake-keep-everyday adds the base model's replies to the package's everyday prompts);
+  both; --bake-keep-everyday adds the base model's replies to the package's everyday prompts,
+  --bake-everyday-rows N a seeded sample of them);
 - the baked-in model: SmolLM2 + LoRA SFT on that data (`alignloop train sft`);
 - the engagingness judge: a reward model (`alignloop train reward`, SmolLM2 + LoRA) trained on
   synthetic pairs from chatterbot conversations outside the evaluation prompts (the corpus
@@ -40,7 +41,10 @@ TruthfulQA questions, rows 600..) and to the HH-RLHF red-team turns of rows 1125
 (adversarial); the pair that replaces the most adversarial turns while replacing at most
 --max-false-fire (3%) of the benign ones is kept. No judge is consulted for it.
 
-    python benchmarks/safety_recipes.py [--sft-steps 300] [--rm-steps 40]
+    python benchmarks/safety_recipes.py [--sft-steps 300] [--rm-steps 40] [--two-stage-only]
+
+--two-stage-only measures the base model and two-stage alone: no bake, no SFT (a gate's trial
+in a third of the time).
 """
 
 from __future__ import annotations
@@ -553,6 +557,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Also train and report the judges of the other --judge-data choices "
         "(--no-other-judges saves their training: 5-25 minutes each).",
     )
+    parser.add_argument(
+        "--two-stage-only",
+        action="store_true",
+        help="Measure the base model and two-stage only (no bake, no SFT): a quicker trial of a "
+        "gate.",
+    )
     parser.add_argument("--hh-limit", type=int, default=200)
     parser.add_argument("--diasafety-limit", type=int, default=200)
     parser.add_argument("--benign-limit", type=int, default=200)
@@ -699,8 +709,6 @@ def main() -> None:
         if args.calibrate
         else {"safety_threshold": args.gate_threshold, "topic_threshold": args.topic_threshold}
     )
-    baked = baked_data(work, found["gate"], held_out, args, thresholds["safety_threshold"])
-    tuned_model = baked_model(work, baked, args)
     reward_judge = RewardModelJudge(reward_model(work, engagingness_pairs(work, held_out), args))
     prompt_sets = [
         load_prompt_set("hh-rlhf", limit=args.hh_limit),
@@ -709,19 +717,17 @@ def main() -> None:
         load_prompt_set("chatterbot", limit=args.benign_limit),
     ]
     base = replies(work, "smollm2", prompt_sets, args)
-    tuned = replies(work, tuned_model, prompt_sets, args)
     gate = SafetyGate(
         load_classifier(found["gate"]), thresholds["safety_threshold"], CannedReplies(),
         topic=TopicGate(load_classifier(found["topics"]), thresholds["topic_threshold"]),
     )  # fmt: skip
     judges = {name: load_classifier(folder) for name, folder in found["judges"].items()}
     main_judge = next(iter(judges.values()))
-    configurations = {
-        "base": (base, None),
-        "two-stage": (base, gate),
-        "baked-in": (tuned, None),
-        "baked-in + two-stage": (tuned, gate),
-    }
+    configurations = {"base": (base, None), "two-stage": (base, gate)}
+    if not args.two_stage_only:
+        baked = baked_data(work, found["gate"], held_out, args, thresholds["safety_threshold"])
+        tuned = replies(work, baked_model(work, baked, args), prompt_sets, args)
+        configurations |= {"baked-in": (tuned, None), "baked-in + two-stage": (tuned, gate)}
     results = {
         name: score(prompt_sets, candidates, base, with_gate, judges, reward_judge)
         for name, (candidates, with_gate) in configurations.items()
