@@ -43,8 +43,8 @@ TruthfulQA questions, rows 600..) and to the HH-RLHF red-team turns of rows 1125
 
     python benchmarks/safety_recipes.py [--sft-steps 300] [--rm-steps 40] [--two-stage-only]
 
---two-stage-only measures the base model and two-stage alone: no bake, no SFT (a gate's trial
-in a third of the time).
+--two-stage-only measures the base model and two-stage alone: no bake, no SFT (the longest
+step), for a quicker trial of a gate.
 """
 
 from __future__ import annotations

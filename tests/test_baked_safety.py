@@ -492,7 +492,7 @@ def test_a_sample_of_the_everyday_prompts_joins_the_mix_drawn_by_seed(tmp_path):
     """mix_everyday_rows: that many everyday prompts, a seeded draw in the package's order,
     recorded in the card; without mix_everyday, or below 1, the option is refused by name and
     nothing is written."""
-    from alignloop.safety.baked import everyday_prompts
+    from alignloop.safety.baked import everyday_prompts, everyday_sample
 
     data_file = sft_file(tmp_path / "data.jsonl", [[user("you fucking idiot"), bot("no u")]])
     mixed = {}
@@ -508,7 +508,7 @@ def test_a_sample_of_the_everyday_prompts_joins_the_mix_drawn_by_seed(tmp_path):
         assert json.loads(card_path(out).read_text())["mix_everyday_rows"] == 5
     everyday = everyday_prompts()
     for seed, prompts in mixed.items():
-        assert len(prompts) == 5 and prompts == everyday_prompts(5, seed)
+        assert len(prompts) == 5 and prompts == everyday_sample(everyday_prompts(), 5, seed)
         assert prompts == [p for p in everyday if p in prompts]  # the package's order
     assert mixed[0] != mixed[1]
 

@@ -371,16 +371,15 @@ def drawn(items: Sequence[T], k: int | None, salt: str) -> list[T]:
     return [items[i] for i in sorted(random.Random(salt).sample(range(len(items)), k))]
 
 
-def everyday_prompts(rows: int | None = None, seed: int = 0) -> list[str]:
+def everyday_prompts() -> list[str]:
     """The package's everyday prompts, once each: the sensitive-topic data's everyday rows
-    (small talk, device troubles, how-to questions) and the synthetic-data seed queries; with
-    `rows`, that many of them drawn by `seed` (`everyday_sample`)."""
+    (small talk, device troubles, how-to questions) and the synthetic-data seed queries."""
     from alignloop.safety.sensitive import shipped_rows
     from alignloop.synth.files import package_file, read_seed_queries
 
     texts = [row.text for row in shipped_rows() if row.topic == "none"]
     texts += read_seed_queries(package_file("seed_queries.txt"))
-    return everyday_sample(list(dict.fromkeys(t.strip() for t in texts if t.strip())), rows, seed)
+    return list(dict.fromkeys(text.strip() for text in texts if text.strip()))
 
 
 def everyday_sample(prompts: Sequence[str], rows: int | None, seed: int) -> list[str]:
@@ -536,7 +535,7 @@ def build_baked_dataset(config: BakeConfig, on_progress: OnProgress | None = Non
         everyday = (
             [
                 [{"role": "user", "content": t}]
-                for t in everyday_prompts(config.mix_everyday_rows, config.seed)
+                for t in everyday_sample(everyday_prompts(), config.mix_everyday_rows, config.seed)
             ]
             if config.mix_everyday
             else []
