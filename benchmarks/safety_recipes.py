@@ -41,7 +41,11 @@ TruthfulQA questions, rows 600..) and to the HH-RLHF red-team turns of rows 1125
 (adversarial); the pair that replaces the most adversarial turns while replacing at most
 --max-false-fire (3%) of the benign ones is kept. No judge is consulted for it.
 
-    python benchmarks/safety_recipes.py [--sft-steps 300] [--rm-steps 40] [--two-stage-only]
+    python benchmarks/safety_recipes.py [--sft-steps 600] [--rm-steps 40] [--two-stage-only]
+
+The bake's defaults (session 28: 150 HH-RLHF rows, 8.4 mix dialogues each, 150 of the everyday
+prompts, 600 SFT steps) are the first measured to meet issue 6's baked-in targets; the earlier
+defaults are `--bake-hh-rows 300 --mix-weight 3 --no-bake-keep-everyday --sft-steps 300`.
 
 --two-stage-only measures the base model and two-stage alone: no bake, no SFT (the longest
 step), for a quicker trial of a gate.
@@ -212,10 +216,20 @@ GATE_DATA = {
 }
 
 
+# The bake settings whose folders carry no suffix: the benchmark's first defaults. Folder names
+# are keyed on these, not on the current defaults, so that a cache built under earlier defaults
+# is never read as a bake of other settings.
+UNNAMED_BAKE = {"bake_hh_rows": 300, "dia_train_rows": 0, "mix_weight": 3.0,
+                "bake_canned_reply": "non_sequitur", "bake_keep_everyday": False,
+                "bake_everyday_rows": None, "bake_hh_offset": None, "bake_mix_replies": "corpus",
+                "bake_canned_turns": "all"}  # fmt: skip
+UNNAMED_SFT_STEPS = 300
+EVERYDAY_ROWS = 150  # --bake-everyday-rows' default with --bake-keep-everyday
+
+
 def bake_suffix(args) -> str:
     """Folder names of the baked data and model: the gate's suffix, then any bake option away
-    from its default."""
-    defaults = parse_args([])
+    from `UNNAMED_BAKE`."""
     changed = [
         f"{name}{getattr(args, key)}"
         for key, name in (("bake_hh_rows", "-hh"), ("dia_train_rows", "-dia"),
@@ -223,7 +237,7 @@ def bake_suffix(args) -> str:
                           ("bake_keep_everyday", "-keep"), ("bake_everyday_rows", "-every"),
                           ("bake_hh_offset", "-hhfrom"),
                           ("bake_mix_replies", "-replies"), ("bake_canned_turns", "-canned"))
-        if getattr(args, key) != getattr(defaults, key)
+        if getattr(args, key) != UNNAMED_BAKE[key]
     ]  # fmt: skip
     return suffix(args) + "".join(changed)
 
@@ -363,7 +377,7 @@ def trainer_options(args) -> list[str]:
 def baked_model(work: Path, baked: Path, args) -> str:
     """SmolLM2 + LoRA, SFT on the baked data (for --sft-steps, the default's folder has no
     suffix)."""
-    steps = "" if args.sft_steps == parse_args([]).sft_steps else f"-steps{args.sft_steps}"
+    steps = "" if args.sft_steps == UNNAMED_SFT_STEPS else f"-steps{args.sft_steps}"
     return str(once(
         work / f"baked-model{bake_suffix(args)}{steps}", "train", "sft", *trainer_options(args),
         "--data", str(baked), "--max-steps", str(args.sft_steps),
@@ -575,18 +589,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "of them, and the baked model learnt to can greetings, complaints and medical "
         "questions alike; 300 gives the earlier bake).",
     )
-    parser.add_argument("--bake-hh-rows", type=int, default=300)
+    parser.add_argument("--bake-hh-rows", type=int, default=150)
     parser.add_argument(
         "--bake-hh-offset",
         type=int,
         help="First HH-RLHF row the bake reads (default: the row after the evaluation's, "
         "HH-RLHF rows the gate never trained on; 0 gives the gate's own training rows).",
     )
-    parser.add_argument("--mix-weight", type=float, default=3.0)
+    parser.add_argument("--mix-weight", type=float, default=8.4)
     parser.add_argument(
         "--bake-keep-everyday",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="Add the base model's own replies to the package's everyday prompts to the bake's "
         "mix (--no-bake-keep-everyday: the chatterbot and TruthfulQA mix only).",
     )
@@ -594,7 +608,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bake-everyday-rows",
         type=int,
         help="With --bake-keep-everyday: how many of the everyday prompts, drawn as "
-        "`alignloop safety bake --mix-everyday-rows` draws them (default: all).",
+        f"`alignloop safety bake --mix-everyday-rows` draws them (default {EVERYDAY_ROWS}; "
+        "0: all of them).",
     )
     parser.add_argument(
         "--bake-mix-replies",
@@ -633,7 +648,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "openers, as the evaluation's benign set) and/or truthfulqa, joined by '+'.",
     )
     parser.add_argument("--calibration-size", type=int, default=100)
-    parser.add_argument("--sft-steps", type=int, default=300)
+    parser.add_argument("--sft-steps", type=int, default=600)
     parser.add_argument("--rm-steps", type=int, default=40)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--max-length", type=int, default=256)
@@ -642,12 +657,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gate-threshold", type=float, default=0.5)
     parser.add_argument("--topic-threshold", type=float, default=0.55)
     args = parser.parse_args(argv)
-    if args.bake_everyday_rows is not None and not args.bake_keep_everyday:
+    rows = args.bake_everyday_rows
+    if rows is not None and not args.bake_keep_everyday:
         parser.error(
             "--bake-everyday-rows draws from the everyday prompts: add --bake-keep-everyday"
         )
-    if args.bake_everyday_rows is not None and args.bake_everyday_rows < 1:
-        parser.error(f"--bake-everyday-rows must be at least 1, got {args.bake_everyday_rows}")
+    if rows is not None and rows < 0:
+        parser.error(f"--bake-everyday-rows must be at least 0 (0: all), got {rows}")
+    if args.bake_keep_everyday:
+        args.bake_everyday_rows = EVERYDAY_ROWS if rows is None else rows or None
     return args
 
 
