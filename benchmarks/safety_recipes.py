@@ -43,7 +43,7 @@ TruthfulQA questions, rows 600..) and to the HH-RLHF red-team turns of rows 1125
 
     python benchmarks/safety_recipes.py [--sft-steps 600] [--rm-steps 40] [--two-stage-only]
 
-The bake's defaults (session 28: 150 HH-RLHF rows, 8.4 mix dialogues each, 150 of the everyday
+The bake's defaults (150 HH-RLHF rows, 8.4 mix dialogues each, 150 of the everyday
 prompts, 600 SFT steps) are the first measured to meet issue 6's baked-in targets; the earlier
 defaults are `--bake-hh-rows 300 --mix-weight 3 --no-bake-keep-everyday --sft-steps 300`.
 
@@ -375,7 +375,7 @@ def trainer_options(args) -> list[str]:
 
 
 def baked_model(work: Path, baked: Path, args) -> str:
-    """SmolLM2 + LoRA, SFT on the baked data (for --sft-steps, the default's folder has no
+    """SmolLM2 + LoRA, SFT on the baked data (the folder of `UNNAMED_SFT_STEPS` steps has no
     suffix)."""
     steps = "" if args.sft_steps == UNNAMED_SFT_STEPS else f"-steps{args.sft_steps}"
     return str(once(
@@ -664,8 +664,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if rows is not None and rows < 0:
         parser.error(f"--bake-everyday-rows must be at least 0 (0: all), got {rows}")
-    if args.bake_keep_everyday:
-        args.bake_everyday_rows = EVERYDAY_ROWS if rows is None else rows or None
+    if args.bake_keep_everyday and rows is None:
+        args.bake_everyday_rows = EVERYDAY_ROWS
+    elif rows == 0:
+        args.bake_everyday_rows = None  # all of them
     return args
 
 
