@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from alignloop.errors import Conflict
+from alignloop.errors import Conflict, NotFound
 from alignloop.safety.classifiers import MANIFEST, SafetyClassifier, load_classifier
 from alignloop.safety.sensitive import (
     NONE,
@@ -200,4 +200,48 @@ def test_registry_records_the_topic_classifier(trained, tmp_path):
     with pytest.raises(Conflict, match="not empty"):
         train_topic_classifier(SensitiveTopicsConfig(out=str(trained["folder"])))
     assert not (tmp_path / "again").exists()
+    assert not [p for p in tmp_path.iterdir() if ".topics-" in p.name]
+
+
+# --- options: texts left out, the fine-tuned kind ---------------------------------------------
+
+
+def test_excluded_texts_are_in_neither_split():
+    rows = sensitive_topic_rows()
+    picked = [rows[0].text, rows[-1].text, "not a row at all"]
+    spelled = [f"  {picked[0].upper()} ", " ".join(picked[1].split()), picked[2]]
+    train, held_out = sensitive_topic_split(exclude=spelled)  # case and spacing ignored
+    kept = {r.text for r in train + held_out}
+    assert picked[0] not in kept and picked[1] not in kept
+    assert len(kept) == len(rows) - 2
+
+
+def test_finetune_kind_trains_without_the_excluded_texts(tmp_path):
+    """A short fine-tune (a tenth of an epoch: the manifest, the exclusions and the loaded
+    kind are what is checked, not the classifier's quality)."""
+    rows = sensitive_topic_rows()
+    left_out = [r.text for r in rows if r.source.startswith("chatterbot:")][:5]
+    (tmp_path / "exclude.jsonl").write_text("".join(json.dumps(t) + "\n" for t in left_out))
+    args = ("--kind", "finetune", "--epochs", "0.1", "--exclude", tmp_path / "exclude.jsonl")
+    run = alignloop("safety", "topics", "--out", tmp_path / "clf", *args)
+    assert run.exit_code == 0, run.output
+    manifest = json.loads((tmp_path / "clf" / MANIFEST).read_text())
+    assert manifest["kind"] == "finetune" and manifest["task"] == "sensitive_topics"
+    assert manifest["topic_config"]["exclude"] == str(tmp_path / "exclude.jsonl")
+    seen = [
+        json.loads(line)["response"]
+        for name in ("train.jsonl", "held_out.jsonl")
+        for line in (tmp_path / "clf" / name).open()
+    ]
+    assert len(seen) == len(rows) - 5 and not set(seen) & set(left_out)
+    reloaded = load_classifier(tmp_path / "clf")
+    assert reloaded.kind == "finetune"
+    assert 0 <= reloaded.score([], "Is it safe to mix weed and alcohol?") <= 1
+
+
+def test_a_missing_exclude_file_is_refused_before_training(tmp_path):
+    run = alignloop("safety", "topics", "--out", tmp_path / "clf", "--exclude", tmp_path / "no.txt")
+    assert isinstance(run.exception, NotFound) and run.exception.field == "exclude"
+    assert "no.txt is not a file" in run.exception.message
+    assert not (tmp_path / "clf").exists()
     assert not [p for p in tmp_path.iterdir() if ".topics-" in p.name]

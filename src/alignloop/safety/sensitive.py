@@ -3,10 +3,11 @@ religion, medical advice and relationships/NSFW, used at the recommended thresho
 
 (Not to be confused with `topics.txt`: the SAFE topics the non-sequitur canned reply offers.)
 
-It is the embedding safety classifier kind (a logistic head on MiniLM sentence embeddings)
-trained on our own data, so it plugs in wherever a `SafetyClassifier` is taken: `score(context,
-utterance)` is P(the utterance is on a sensitive topic). It reads the utterance alone
-(features 'response'): the topic is what the judged text is about.
+It is a safety classifier kind trained on our own data, by default the embedding kind (a
+logistic head on MiniLM sentence embeddings), with `kind: finetune` MiniLM fine-tuned end to
+end; either plugs in wherever a `SafetyClassifier` is taken: `score(context, utterance)` is
+P(the utterance is on a sensitive topic). It reads the utterance alone (features 'response',
+no context turns): the topic is what the judged text is about.
 
 Data
 ----
@@ -70,11 +71,11 @@ import json
 import random
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -239,9 +240,16 @@ def sensitive_topic_split(
     seed: int = 0,
     held_out_fraction: float = 0.2,
     extra_positives: bool = True,
+    exclude: Iterable[str] = (),
 ) -> tuple[list[TopicRow], list[TopicRow]]:
-    """The labelled rows (with topic and source) split into (train, held-out)."""
-    rows = sensitive_topic_rows(extra_negatives, extra_positives)
+    """The labelled rows (with topic and source) split into (train, held-out); a row whose
+    text is one of `exclude` (case and spacing ignored) is in neither."""
+    skip = {_key(text) for text in exclude}
+    rows = [
+        r
+        for r in sensitive_topic_rows(extra_negatives, extra_positives)
+        if _key(r.text) not in skip
+    ]
     return split_rows(rows, held_out_fraction, seed)
 
 
@@ -292,8 +300,23 @@ class SensitiveTopicsConfig(Settings):
         description="Add chatterbot-corpus 'politics' statements and the medical 'health' "
         "ones as sensitive.",
     )
+    kind: Literal["embedding", "finetune"] = Field(
+        "embedding",
+        description="embedding: a logistic head on frozen MiniLM sentence embeddings (seconds "
+        "to train); finetune: MiniLM fine-tuned end to end (a minute or two on a CPU; a "
+        "slightly better held-out F1, see README.md's safety recipes).",
+    )
+    exclude: str | None = Field(
+        None,
+        description="Texts never trained or held out on, one a line (.txt) or one JSON string a "
+        "line (.jsonl): an evaluation's or a calibration's prompts.",
+    )
     inverse_regularization: float = Field(
-        4.0, gt=0, description="Logistic regression's C (smaller: stronger L2 penalty)."
+        4.0, gt=0, description="Logistic regression's C (kind embedding; smaller: stronger L2 "
+        "penalty).",
+    )  # fmt: skip
+    epochs: float = Field(
+        3.0, gt=0, description="Fine-tuning passes over the data (kind finetune)."
     )
     max_length: int = Field(128, ge=8, description="Tokens per encoded utterance.")
     score_batch_size: int = Field(32, ge=1, description="Texts encoded at once.")
@@ -368,7 +391,7 @@ def write_rows(path: Path, rows: Sequence[TopicRow]) -> Path:
 def train_topic_classifier(
     config: SensitiveTopicsConfig, on_progress: OnProgress | None = None
 ) -> TopicClassifier:
-    """Split the data, train through `alignloop safety train`'s path (kind 'embedding', metrics
+    """Split the data, train through `alignloop safety train`'s path (the config's kind, metrics
     on the held-out rows), record the topic task in the manifest and register the folder.
 
     The classifier is trained in a hidden sibling folder, with its train and held-out rows
@@ -377,6 +400,7 @@ def train_topic_classifier(
     import shutil
 
     from alignloop.safety.config import SafetyTrainConfig
+    from alignloop.safety.multitask import read_prompts
     from alignloop.safety.train import check_out_free, register, train_classifier
     from alignloop.store.versions import check_name_free
 
@@ -385,9 +409,11 @@ def train_topic_classifier(
     name = config.name or f"sensitive-topics-{out.resolve().name}"
     if config.db:
         check_name_free(config.db, name)
+    exclude = read_prompts(config.exclude) if config.exclude else set()
     train, held_out = sensitive_topic_split(
-        config.extra_negatives, config.seed, config.held_out_fraction, config.extra_positives
-    )
+        config.extra_negatives, config.seed, config.held_out_fraction, config.extra_positives,
+        exclude,
+    )  # fmt: skip
     if not train or not held_out:
         raise InvalidInput("held_out_fraction leaves no train or no held-out rows", "data")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -396,7 +422,7 @@ def train_topic_classifier(
         data = write_rows(Path(work) / "train.jsonl", train)
         eval_data = write_rows(Path(work) / "held_out.jsonl", held_out)
         settings = SafetyTrainConfig(
-            kind="embedding",
+            kind=config.kind,
             data=str(data),
             eval_data=str(eval_data),
             out=str(staged),
@@ -408,6 +434,7 @@ def train_topic_classifier(
             class_weight="balanced",
             threshold=config.threshold,
             inverse_regularization=config.inverse_regularization,
+            epochs=config.epochs,
             max_length=config.max_length,
             score_batch_size=config.score_batch_size,
             device=config.device,
