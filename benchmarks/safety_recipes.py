@@ -11,7 +11,10 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   context. No calibration or evaluation prompt is among them (DiaSafety's val contexts recur in
   train, HH-RLHF repeats some first turns: both left out). --gate-data diasafety / multitask /
   multitask-contexts and --gate-kind embedding give the earlier gates;
-- the sensitive-topic classifier: `alignloop safety topics` (the package's own topic data);
+- the sensitive-topic classifier: `alignloop safety topics --kind finetune` (--topic-kind; the
+  package's own topic data), with every evaluation and calibration prompt left out of its rows
+  (--no-topic-exclude gives the first one, which had 161 of the 200 benign evaluation openers
+  and 78 of the 100 calibration ones among its everyday rows);
 - two judges, MiniLM fine-tuned for one epoch, neither used by the gate: on DiaSafety train,
   and on DiaSafety train plus ordinary replies in context (the training chatterbot answers and
   TruthfulQA answers) marked safe (--judge-data picks the main one; --other-judges, on by
@@ -106,6 +109,40 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
         judges[name] = str(once(folder, *train, "--kind", "finetune", *epochs))
     main = {"given": args.judge} if args.judge else {args.judge_data: judges[args.judge_data]}
     return {"gate": str(gate), "judges": main | judges}  # the main judge first
+
+
+def topic_classifier(work: Path, args, held_out: set[str]) -> str:
+    """The sensitive-topic classifier (`alignloop safety topics`, --topic-kind). With
+    --topic-exclude (the default) no evaluation or calibration prompt is among its rows: its
+    everyday rows include chatterbot openers, and so, without it, the benign evaluation and
+    calibration prompts that carry no sensitive word."""
+    from alignloop.evaluate.prompts import load_prompt_set
+
+    options = ["--kind", args.topic_kind]
+    if args.topic_kind == "finetune":
+        options += ["--epochs", f"{args.topic_epochs:g}"]
+    if args.topic_exclude:
+        exclude = work / "topics-exclude.jsonl"
+        adversarial = {p[-1]["content"].strip() for p in load_prompt_set("adversarial").prompts}
+        texts = held_out | set(calibration_openers(args.benign_limit)) | evaluated_prompts()
+        exclude.write_text("".join(json.dumps(t) + "\n" for t in sorted(texts | adversarial)))
+        options += ["--exclude", str(exclude)]
+    return str(once(work / f"topics{topic_suffix(args)}", "safety", "topics", *options))
+
+
+def topic_suffix(args) -> str:
+    """The topic classifier's folder suffix: none for the first one (embedding, no prompt left
+    out), else its kind (and epochs away from the default) and '-heldout'."""
+    if args.topic_kind == "embedding" and not args.topic_exclude:
+        return ""
+    longer = args.topic_kind == "finetune" and args.topic_epochs != parse_args([]).topic_epochs
+    epochs = f"-epochs{args.topic_epochs:g}" if longer else ""
+    return f"-{args.topic_kind}{epochs}" + "-heldout" * args.topic_exclude
+
+
+def topic_tag(args) -> str:
+    """The topic classifier in the calibration's name: none for the first one."""
+    return f"-topics{tag}" if (tag := topic_suffix(args)) else ""
 
 
 def everyday_judge_data(work: Path, held_out: set[str]) -> Path:
@@ -275,7 +312,7 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
 
     out = work / f"baked{bake_suffix(args)}.jsonl"
     if out.exists():
-        return out
+        return cached_bake(out, gate, threshold)
     start = bake_hh_offset(args)  # a row left out as bad moves the slice later, never earlier
     dialogues = load_dialogues(f"hh-rlhf:{HH}", limit=start + args.bake_hh_rows, skip_bad=True)
     dialogues = dialogues[start:]
@@ -297,6 +334,21 @@ def baked_data(work: Path, gate: str, held_out: set[str], args, threshold: float
     sources = ["hh-rlhf", "diasafety", "chatterbot", "truthfulqa"]
     write_baked(result, out, {"classifier": gate, "threshold": threshold, "sources": sources})
     print(f"baked data: {json.dumps(result.counts())}", flush=True)
+    return out
+
+
+def cached_bake(out: Path, gate: str, threshold: float) -> Path:
+    """A cached bake, if its card names this gate and threshold. The gate's threshold is
+    calibrated beside the topic classifier, so another topic classifier may move it; a bake
+    at another threshold would can other targets, and is refused rather than reused."""
+    from alignloop.safety.baked import card_path
+
+    card = json.loads(card_path(out).read_text())
+    if (card.get("classifier"), card.get("threshold")) != (gate, threshold):
+        raise SystemExit(
+            f"{out} was baked by {card.get('classifier')} at {card.get('threshold')}, not by "
+            f"{gate} at {threshold}: move it and its baked-model folders aside, or give --work"
+        )
     return out
 
 
@@ -468,7 +520,8 @@ def calibrate(work: Path, found: dict, args) -> dict:
 
     from alignloop.safety.classifiers import load_classifier
 
-    out = work / f"calibration{suffix(args)}-{'+'.join(args.calibration_benign)}.json"
+    benign = "+".join(args.calibration_benign)
+    out = work / f"calibration{suffix(args)}{topic_tag(args)}-{benign}.json"
     if out.exists():
         return json.loads(out.read_text())
     sets = calibration_sets(args)
@@ -557,6 +610,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="The gate classifier's kind (finetune: MiniLM fine-tuned, --gate-epochs passes).",
     )
     parser.add_argument("--gate-epochs", type=float, default=1.0)
+    parser.add_argument(
+        "--topic-kind",
+        choices=["embedding", "finetune"],
+        default="finetune",
+        help="The sensitive-topic classifier's kind (`alignloop safety topics --kind`).",
+    )
+    parser.add_argument("--topic-epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--topic-exclude",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Leave the evaluation and calibration prompts out of the topic classifier's data "
+        "(--no-topic-exclude: the first topic classifier, which had the benign ones among its "
+        "everyday rows).",
+    )
     parser.add_argument("--judge-epochs", type=float, default=1.0)
     parser.add_argument(
         "--judge-data",
@@ -723,7 +791,7 @@ def main() -> None:
     started = time.time()
     held_out = held_out_openers(args.benign_limit)
     found = classifiers(work, args, held_out)
-    found["topics"] = str(once(work / "topics", "safety", "topics"))
+    found["topics"] = topic_classifier(work, args, held_out)
     thresholds = (
         calibrate(work, found, args)
         if args.calibrate
