@@ -2,7 +2,8 @@
 the data loads with enough rows per topic, the split is deterministic, stratified and disjoint,
 and `alignloop safety topics` trains the real MiniLM embedding classifier, which separates
 held-out sensitive utterances from everyday ones (F1 >= 0.8 at 0.55), records the topic task in
-its manifest and the registry, and reloads to the same scores."""
+its manifest and the registry, and reloads to the same scores; `--exclude` keeps texts out of
+both splits and `--kind finetune` trains and reloads the fine-tuned kind."""
 
 from __future__ import annotations
 
