@@ -122,10 +122,11 @@ def topic_classifier(work: Path, args, held_out: set[str]) -> str:
     if args.topic_kind == "finetune":
         options += ["--epochs", f"{args.topic_epochs:g}"]
     if args.topic_exclude:
-        exclude = work / "topics-exclude.jsonl"
-        adversarial = {p[-1]["content"].strip() for p in load_prompt_set("adversarial").prompts}
-        texts = held_out | set(calibration_openers(args.benign_limit)) | evaluated_prompts()
-        exclude.write_text("".join(json.dumps(t) + "\n" for t in sorted(texts | adversarial)))
+        exclude = work / "topics-exclude.jsonl"  # the same prompts for every topic classifier
+        if not exclude.exists():
+            adversarial = {p[-1]["content"].strip() for p in load_prompt_set("adversarial").prompts}
+            texts = held_out | set(calibration_openers(args.benign_limit)) | evaluated_prompts()
+            exclude.write_text("".join(json.dumps(t) + "\n" for t in sorted(texts | adversarial)))
         options += ["--exclude", str(exclude)]
     return str(once(work / f"topics{topic_suffix(args)}", "safety", "topics", *options))
 
@@ -135,9 +136,7 @@ def topic_suffix(args) -> str:
     out), else its kind (and epochs away from the default) and '-heldout'."""
     if args.topic_kind == "embedding" and not args.topic_exclude:
         return ""
-    longer = args.topic_kind == "finetune" and args.topic_epochs != parse_args([]).topic_epochs
-    epochs = f"-epochs{args.topic_epochs:g}" if longer else ""
-    return f"-{args.topic_kind}{epochs}" + "-heldout" * args.topic_exclude
+    return f"-{args.topic_kind}{epochs_tag(args, 'topic')}" + "-heldout" * args.topic_exclude
 
 
 def topic_tag(args) -> str:
@@ -285,8 +284,15 @@ def suffix(args) -> str:
     that a cached gate is never reused for another number of epochs)."""
     data = "" if args.gate_data == "diasafety" else f"-{args.gate_data}"
     kind = "" if args.gate_kind == "embedding" else f"-{args.gate_kind}"
-    longer = args.gate_kind == "finetune" and args.gate_epochs != parse_args([]).gate_epochs
-    return data + kind + (f"-epochs{args.gate_epochs:g}" if longer else "")
+    return data + kind + epochs_tag(args, "gate")
+
+
+def epochs_tag(args, classifier: str) -> str:
+    """'-epochsN' for a fine-tuned classifier ('gate' or 'topic') trained for other than the
+    default epochs, so that a cached one is never reused for another number of epochs."""
+    kind, epochs = getattr(args, f"{classifier}_kind"), getattr(args, f"{classifier}_epochs")
+    longer = kind == "finetune" and epochs != getattr(parse_args([]), f"{classifier}_epochs")
+    return f"-epochs{epochs:g}" if longer else ""
 
 
 def held_out_openers(benign_limit: int) -> set[str]:
