@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -252,6 +253,24 @@ def evaluate_reward(
 
     result = pairwise_accuracy(model, data, batch_size, limit, console)
     typer.echo(f"pairwise accuracy {result.accuracy:.4f} on {result.pairs} pairs")
+
+
+@evaluate_app.command("judge")
+def evaluate_judge(
+    judge: str = typer.Option(..., "--judge", help="Judge classifier: a folder or 'profanity'."),
+    labels: Path = typer.Option(..., "--labels", help="JSON lines: context, reply, unsafe."),
+    threshold: float = typer.Option(
+        0.5, "--threshold", min=0.0, max=1.0, help="P(unsafe) at which the judge says unsafe."
+    ),
+) -> None:
+    """How far a safety judge agrees with people's labels: accuracy, the unsafe class's
+    precision, recall and F1, false and missed unsafe rates, Cohen's kappa."""
+    from alignloop.evaluate.agreement import read_labels, score_labels
+    from alignloop.safety.classifiers import load_classifier
+
+    rows = read_labels(labels)  # a bad file is refused before the judge loads
+    figures = score_labels(load_classifier(judge), rows, threshold)
+    typer.echo(json.dumps(figures, indent=2))
 
 
 @config_command(evaluate_app, "safety", SafetyEvalConfig, (SafetyEvalConfig.__doc__ or "").strip())
