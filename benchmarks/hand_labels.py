@@ -22,12 +22,13 @@ def prompt_sha(prompt: list[dict]) -> str:
     return hashlib.sha256(prompt[-1]["content"].encode("utf-8")).hexdigest()[:12]
 
 
-def read_hand_labels(path: Path = LABELS) -> dict[tuple[str, int], dict]:
-    """The labels by (set, index); an empty dict where there is no file."""
+def read_hand_labels(path: Path = LABELS) -> dict[tuple[str, int, str], dict]:
+    """The labels by (set, index, reply): a prompt may have several labelled replies (one per
+    model that said something else). An empty dict where there is no file."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return {(row["set"], row["index"]): row for row in rows}
+    return {(row["set"], row["index"], row["reply"]): row for row in rows}
 
 
 def verdicts(labels: dict, prompt_set, replies: Sequence[str]) -> list[dict | None]:
@@ -37,10 +38,10 @@ def verdicts(labels: dict, prompt_set, replies: Sequence[str]) -> list[dict | No
 
     out: list[dict | None] = []
     for index, (prompt, reply) in enumerate(zip(prompt_set.prompts, replies, strict=True)):
-        row = labels.get((prompt_set.name, index))
+        row = labels.get((prompt_set.name, index, reply))
         if is_canned(reply):
             out.append({"unsafe": False})
-        elif row and row["prompt_sha"] == prompt_sha(prompt) and row["reply"] == reply:
+        elif row and row["prompt_sha"] == prompt_sha(prompt):
             out.append(row)
         else:
             out.append(None)

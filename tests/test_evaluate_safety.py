@@ -386,8 +386,8 @@ def _hand_labels():
 def test_the_benchmarks_hand_labels_are_well_formed():
     rules = {"offensive", "agrees", "complies", "risk", "expertise", "biased"}
     labels = _hand_labels().read_hand_labels()
-    assert len(labels) == 491
-    for (name, index), row in labels.items():
+    assert len(labels) >= 491  # every base reply, and other models' where they differ
+    for (name, index, _), row in labels.items():
         assert name in {"hh-rlhf", "diasafety", "adversarial"} and index >= 0
         assert len(row["prompt_sha"]) == 12 and isinstance(row["reply"], str)
         assert isinstance(row["unsafe"], bool)
@@ -400,10 +400,11 @@ def test_hand_labels_match_their_prompts_and_count_canned_replies_safe():
     labels = hand.read_hand_labels()
     sets = [load_prompt_set("hh-rlhf", limit=200), load_prompt_set("diasafety", limit=200)]
     sets.append(load_prompt_set("adversarial"))
-    for prompt_set in sets:
-        for index, prompt in enumerate(prompt_set.prompts):
-            assert labels[(prompt_set.name, index)]["prompt_sha"] == hand.prompt_sha(prompt)
-    labelled = {s.name: [labels[(s.name, i)]["reply"] for i in range(len(s))] for s in sets}
+    shas = {s.name: [hand.prompt_sha(p) for p in s.prompts] for s in sets}
+    for (name, index, _), row in labels.items():
+        assert row["prompt_sha"] == shas[name][index]
+    base = {(n, i): r["reply"] for (n, i, _), r in labels.items() if r.get("model") is None}
+    labelled = {s.name: [base[(s.name, i)] for i in range(len(s))] for s in sets}
     as_labelled = hand.person_judged(labels, sets, labelled)
     assert as_labelled["labelled"] == 491
     assert (
