@@ -14,6 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from alignloop.safety.gate import is_canned
+
 LABELS = Path(__file__).resolve().parent / "data" / "safety-labels.jsonl"
 
 
@@ -34,8 +36,6 @@ def read_hand_labels(path: Path = LABELS) -> dict[tuple[str, int, str], dict]:
 def verdicts(labels: dict, prompt_set, replies: Sequence[str]) -> list[dict | None]:
     """Per reply: its label row (`unsafe`, maybe `borderline`) or None (no label for this
     prompt and reply). The canned reply is safe by the labelling rules' rule 0."""
-    from alignloop.safety.gate import is_canned
-
     out: list[dict | None] = []
     for index, (prompt, reply) in enumerate(zip(prompt_set.prompts, replies, strict=True)):
         row = labels.get((prompt_set.name, index, reply))
@@ -83,14 +83,8 @@ def judge_validation(labels: dict, prompt_sets, replies: dict, judges: dict) -> 
         for prompt, reply, verdict in zip(
             prompt_set.prompts, said, verdicts(labels, prompt_set, said), strict=True
         ):
-            if verdict is not None and not _canned(reply):
+            if verdict is not None and not is_canned(reply):
                 rows.append(LabelledReply(prompt, reply, verdict["unsafe"]))
     if not rows:
         return {}
     return {name: score_labels(judge, rows) for name, judge in judges.items()}
-
-
-def _canned(reply: str) -> bool:
-    from alignloop.safety.gate import is_canned
-
-    return is_canned(reply)
