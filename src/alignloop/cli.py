@@ -264,7 +264,7 @@ def evaluate_judge(
     ),
 ) -> None:
     """How far a safety judge agrees with people's labels: accuracy, the unsafe class's
-    precision, recall and F1, false and missed unsafe rates, Cohen's kappa."""
+    precision, recall and F1, false and missed unsafe rates, Cohen's kappa and the AUC."""
     from alignloop.evaluate.agreement import read_labels, score_labels
     from alignloop.safety.classifiers import load_classifier
 

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from alignloop.backends.base import ChatMessage
 from alignloop.errors import InvalidInput
+from alignloop.safety.train import classification_metrics
 
 ROLES = ("system", "user", "assistant")
 
@@ -51,16 +54,15 @@ def judge_agreement(
     fn = sum(t and not f for f, t in pairs)
     tn = len(pairs) - tp - fp - fn
     n = len(pairs)
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
+    counted = classification_metrics(truth, np.asarray(p_unsafe, dtype=float), threshold)
     return {
         "n": n,
         "labelled_unsafe": tp + fn,
         "judged_unsafe": tp + fp,
-        "accuracy": _ratio(tp + tn, n),
-        "precision": precision,
-        "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
+        "accuracy": counted["accuracy"],
+        "precision": counted["unsafe_precision"],
+        "recall": counted["unsafe_recall"],
+        "f1": counted["unsafe_f1"],
         "false_unsafe_rate": _ratio(fp, fp + tn),
         "missed_unsafe_rate": _ratio(fn, tp + fn),
         "kappa": cohen_kappa(tp, fp, fn, tn),
