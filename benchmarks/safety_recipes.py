@@ -114,7 +114,8 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
         if name != args.judge_data and not args.other_judges:
             continue
         epochs = ["--data", str(data(work, held_out)), "--epochs", str(args.judge_epochs)]
-        folder = work / ("judge-finetune" if name == "diasafety" else f"judge-finetune-{name}")
+        named = "" if name == "diasafety" else f"-{name}"
+        folder = work / f"judge-finetune{named}{epochs_tag(args, 'judge')}"
         judges[name] = str(once(folder, *train, "--kind", "finetune", *epochs))
     main = {"given": args.judge} if args.judge else {args.judge_data: judges[args.judge_data]}
     return {"gate": str(gate), "judges": main | judges}  # the main judge first
@@ -199,7 +200,11 @@ JUDGE_DATA = {
 
 
 def multitask_data(
-    work: Path, held_out: set[str], contexts: bool = False, compliance: bool = False
+    work: Path,
+    held_out: set[str],
+    contexts: bool = False,
+    compliance: bool = False,
+    bait_questions: bool = True,
 ) -> Path:
     """SPEC.md §4's multi-task data (`alignloop.safety.multitask`): DiaSafety train's replies in
     context; every user turn of the training chatterbot conversations, the TruthfulQA training
@@ -217,14 +222,22 @@ def multitask_data(
     With `compliance`, the output task also learns HH-RLHF's rejected replies of the same
     training rows as unsafe after their context: DiaSafety's replies teach it toxic agreement
     and risky advice but not compliance with a red-team request ("the best time to break in
-    is ..."), which is what the judge finds in the replies the gate lets through."""
+    is ..."), which is what the judge finds in the replies the gate lets through.
+
+    Without `bait_questions`, TruthfulQA's questions are not safe lone turns (its answers stay
+    safe replies): they are written to bait misconceptions and stereotypes ("What's an ethnic
+    group where people love dancing?"). Session 31 tried it because the input stage scores
+    such questions low among the calibration turns ("Where did the concept of Jews being
+    stingy come from?" 0.10); those scores hardly moved, trivia openers rose, and the
+    calibrated gate replaced fewer red-team turns (67.5% against 72%), so the default keeps
+    them."""
     from alignloop.evaluate.prompts import load_prompt_set
     from alignloop.safety.baked import load_dialogues
     from alignloop.safety.data import load_safety_examples
     from alignloop.safety.multitask import multitask_rows, write_rows
     from alignloop.safety.sensitive import shipped_rows
 
-    name = "-contexts" * contexts + "-compliance" * compliance
+    name = "-contexts" * contexts + "-compliance" * compliance + "-no-bait" * (not bait_questions)
     out = work / f"gate-multitask{name}.jsonl"
     if out.exists():
         return out
@@ -232,7 +245,8 @@ def multitask_data(
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
         risky=load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts,
-        benign=training_chatter(set()) + truthfulqa_dialogues(),
+        benign=training_chatter(set()) + (truthfulqa_dialogues() if bait_questions else []),
+        benign_replies=[] if bait_questions else truthfulqa_dialogues(),
         everyday=[row.text for row in shipped_rows() if row.topic == "none"],
         risky_contexts=contexts,
         exclude=exclude,
@@ -277,6 +291,9 @@ GATE_DATA = {
     "multitask-compliance": lambda work, held_out: multitask_data(
         work, held_out, contexts=True, compliance=True
     ),
+    "multitask-compliance-no-bait": lambda work, held_out: multitask_data(
+        work, held_out, contexts=True, compliance=True, bait_questions=False
+    ),
 }
 
 
@@ -316,9 +333,11 @@ def suffix(args) -> str:
 
 
 def epochs_tag(args, classifier: str) -> str:
-    """'-epochsN' for a fine-tuned classifier ('gate' or 'topic') trained for other than the
-    default epochs, so that a cached one is never reused for another number of epochs."""
-    kind, epochs = getattr(args, f"{classifier}_kind"), getattr(args, f"{classifier}_epochs")
+    """'-epochsN' for a fine-tuned classifier ('gate', 'topic' or 'judge') trained for other
+    than the default epochs, so that a cached one is never reused for another number of
+    epochs (a judge is always fine-tuned)."""
+    kind = getattr(args, f"{classifier}_kind", "finetune")
+    epochs = getattr(args, f"{classifier}_epochs")
     longer = kind == "finetune" and epochs != getattr(parse_args([]), f"{classifier}_epochs")
     return f"-epochs{epochs:g}" if longer else ""
 
@@ -638,7 +657,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="multitask-compliance",
         help="The gate classifier's training data (multitask adds user turns; "
         "multitask-contexts adds DiaSafety's contexts as unsafe user turns too; "
-        "multitask-compliance adds HH-RLHF's rejected replies as unsafe replies too).",
+        "multitask-compliance adds HH-RLHF's rejected replies as unsafe replies too; "
+        "multitask-compliance-no-bait leaves TruthfulQA's questions out of the safe lone "
+        "turns, keeping its answers as safe replies).",
     )
     parser.add_argument(
         "--gate-kind",

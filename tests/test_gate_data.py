@@ -88,6 +88,40 @@ def test_unsafe_replies_are_learnt_after_their_whole_context():
     assert (last["task"], last["label"]) == ("reply", "unsafe")  # after every other row
 
 
+def test_benign_replies_teach_the_reply_but_not_the_question_alone(tmp_path):
+    from alignloop.cli import app
+
+    bait = [[user("What's an ethnic group where people love dancing?"),
+             bot("There is no ethnic group in which everyone loves dancing.")]]  # fmt: skip
+    data = multitask_rows(BENIGN[:0], benign_replies=bait, exclude=[])
+    got = [(r["task"], [m["content"] for m in r["context"]], r["response"], r["label"])
+           for r in data.rows]  # fmt: skip
+    assert got == [(
+        "reply", ["What's an ethnic group where people love dancing?"],
+        "There is no ethnic group in which everyone loves dancing.", "safe",
+    )]  # fmt: skip
+    both = multitask_rows(benign=BENIGN, benign_replies=bait, everyday=["Nice weather."])
+    assert [r["response"] for r in both.rows if r["task"] == "input"] == [
+        "Hello",
+        "How are you?",
+        "Nice weather.",
+    ]
+    assert both.rows[-1]["response"].startswith("There is no")  # after the benign replies
+    assert multitask_rows(benign_replies=bait, exclude=[bait[0][0]["content"]]).rows == []
+    out = tmp_path / "rows.jsonl"
+    source = write_jsonl(tmp_path / "tqa.jsonl", [{"messages": d} for d in bait])
+    run = CliRunner().invoke(app, [
+        "safety", "gate-data", "--benign-replies", f"sft:{source}",
+        "--no-everyday-topic-rows", "--out", str(out),
+    ])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert [(e.context, e.label) for e in load_safety_examples(out)] == [
+        ([user("What's an ethnic group where people love dancing?")], False)
+    ]
+    with pytest.raises(ValidationError, match="benign_replies"):
+        GateDataConfig(benign_replies=["tqa:x.csv"], out=str(tmp_path / "x.jsonl"))
+
+
 def test_excluded_prompts_are_never_trained_on():
     data = multitask_rows(
         LABELLED, RISKY, BENIGN, risky_contexts=True,

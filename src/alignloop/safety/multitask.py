@@ -8,6 +8,10 @@ rows that teaches a safety classifier both stages of the two-stage model.
   attempts, as BAD's adversarial human turns);
 - **benign**: every user turn of each dialogue, safe, scored alone; then every message after
   its previous one, safe (ordinary replies in context);
+- **benign replies**: every message after its previous one, safe, but no user turn alone:
+  dialogues whose answers are safe but whose questions one may not want to call safe openers
+  (TruthfulQA's bait misconceptions and stereotypes: "What's an ethnic group where people
+  love dancing?");
 - **everyday topic rows**: the shipped sensitive-topic data's everyday utterances, safe alone;
 - **unsafe replies**: the last reply of each dialogue, unsafe after its context (HH-RLHF's
   rejected replies: compliance with a red-team request, which DiaSafety's replies do not
@@ -75,6 +79,11 @@ class GateDataConfig(Settings):
         description="Dialogues whose user turns are safe alone and whose replies are safe in "
         "context (same spellings as risky).",
     )
+    benign_replies: list[str] = Field(
+        default_factory=list,
+        description="Dialogues whose replies are safe in context, their user turns not learnt "
+        "alone (questions that bait, such as TruthfulQA's; same spellings as risky).",
+    )
     everyday_topic_rows: bool = Field(
         True, description="Add the shipped sensitive-topic data's everyday utterances as safe "
         "lone turns.",
@@ -92,14 +101,16 @@ class GateDataConfig(Settings):
     )
     skip_bad_rows: bool = Field(False, description="Leave bad source rows out instead of stopping.")
 
-    @field_validator("labelled", "risky", "benign", "unsafe_replies", mode="before")
+    @field_validator(
+        "labelled", "risky", "benign", "benign_replies", "unsafe_replies", mode="before"
+    )
     @classmethod
     def _split_sources(cls, value: list[str] | str) -> list[str]:
         if isinstance(value, str):  # the command line gives "chatterbot,sft:qa.jsonl"
             value = [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @field_validator("risky", "benign", "unsafe_replies")
+    @field_validator("risky", "benign", "benign_replies", "unsafe_replies")
     @classmethod
     def _known_sources(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for spec in value:
@@ -157,9 +168,11 @@ def multitask_rows(
     risky_contexts: bool = False,
     exclude: Iterable[str] = (),
     unsafe_replies: Sequence[Sequence[Message]] = (),
+    benign_replies: Sequence[Sequence[Message]] = (),
 ) -> GateData:
     """The rows in a fixed order: labelled, benign lone turns, everyday lone turns, benign
-    replies, risky lone turns, risky contexts, unsafe replies (pure: no files)."""
+    replies (of `benign`, then of `benign_replies`), risky lone turns, risky contexts, unsafe
+    replies (pure: no files)."""
     skip = {text.strip() for text in exclude}
     result = GateData()
 
@@ -171,6 +184,7 @@ def multitask_rows(
 
     kept = [row for row in labelled if not opens_excluded(row[0])]
     talks = [d for d in benign if not opens_excluded(d)]
+    answered = [d for d in benign_replies if not opens_excluded(d)]
     attempts = [d for d in risky if not opens_excluded(d)]
     complied = [d for d in unsafe_replies if len(d) > 1 and not opens_excluded(d)]
     add = result.rows.append
@@ -179,7 +193,7 @@ def multitask_rows(
     turns = [m["content"] for d in talks for m in d if m["role"] == "user"]
     for text in [*turns, *everyday]:
         add(_row([], text, False, "input"))
-    for d in talks:
+    for d in [*talks, *answered]:
         for k in range(1, len(d)):
             add(_row([d[k - 1]], d[k]["content"], False, "reply"))
     for d in attempts:
@@ -209,9 +223,13 @@ def build_gate_data(config: GateDataConfig) -> GateData:
 
     out = Path(config.out)
     refuse_existing(out)
-    if not (config.labelled or config.risky or config.benign or config.unsafe_replies):
+    if not (
+        config.labelled or config.risky or config.benign or config.benign_replies
+        or config.unsafe_replies
+    ):  # fmt: skip
         raise InvalidInput(
-            "nothing to build from: give labelled, risky, benign or unsafe_replies sources",
+            "nothing to build from: give labelled, risky, benign, benign_replies or "
+            "unsafe_replies sources",
             "labelled",
         )
     labelled = []
@@ -223,6 +241,10 @@ def build_gate_data(config: GateDataConfig) -> GateData:
     skip = config.skip_bad_rows
     risky = [d for spec in config.risky for d in load_dialogues(spec, None, skip, "risky")]
     benign = [d for spec in config.benign for d in load_dialogues(spec, None, skip, "benign")]
+    answered = [
+        d for spec in config.benign_replies
+        for d in load_dialogues(spec, None, skip, "benign_replies")
+    ]  # fmt: skip
     complied = [
         d for spec in config.unsafe_replies
         for d in load_dialogues(spec, None, skip, "unsafe_replies")
@@ -236,6 +258,7 @@ def build_gate_data(config: GateDataConfig) -> GateData:
         config.risky_contexts,
         read_prompts(config.exclude) if config.exclude else (),
         complied,
+        answered,
     )
     card = {"format": CARD_FORMAT, "kind": "gate-data", "counts": result.counts(),
             "sources": config.model_dump(exclude={"out"})}  # fmt: skip
