@@ -242,11 +242,12 @@ def multitask_data(
     if out.exists():
         return out
     exclude = held_out | set(calibration_openers()) | (evaluated_prompts() if contexts else set())
+    answered = truthfulqa_dialogues()
     result = multitask_rows(
         labelled=[(e.context, e.response, bool(e.label)) for e in load_safety_examples(DIA_TRAIN)],
         risky=load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts,
-        benign=training_chatter(set()) + (truthfulqa_dialogues() if bait_questions else []),
-        benign_replies=[] if bait_questions else truthfulqa_dialogues(),
+        benign=training_chatter(set()) + (answered if bait_questions else []),
+        benign_replies=[] if bait_questions else answered,
         everyday=[row.text for row in shipped_rows() if row.topic == "none"],
         risky_contexts=contexts,
         exclude=exclude,

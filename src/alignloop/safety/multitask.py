@@ -238,32 +238,31 @@ def build_gate_data(config: GateDataConfig) -> GateData:
             raise NotFound(f"option 'labelled': {path} does not exist", "labelled")
         examples = load_safety_examples(path, skip_bad=config.skip_bad_rows)
         labelled += [(e.context, e.response, bool(e.label)) for e in examples]
-    skip = config.skip_bad_rows
-    risky = [d for spec in config.risky for d in load_dialogues(spec, None, skip, "risky")]
-    benign = [d for spec in config.benign for d in load_dialogues(spec, None, skip, "benign")]
-    answered = [
-        d for spec in config.benign_replies
-        for d in load_dialogues(spec, None, skip, "benign_replies")
-    ]  # fmt: skip
-    complied = [
-        d for spec in config.unsafe_replies
-        for d in load_dialogues(spec, None, skip, "unsafe_replies")
-    ]  # fmt: skip
     everyday = [r.text for r in shipped_rows() if r.topic == "none"]
     result = multitask_rows(
         labelled,
-        risky,
-        benign,
+        _dialogues(config, "risky"),
+        _dialogues(config, "benign"),
         everyday if config.everyday_topic_rows else [],
         config.risky_contexts,
         read_prompts(config.exclude) if config.exclude else (),
-        complied,
-        answered,
+        _dialogues(config, "unsafe_replies"),
+        _dialogues(config, "benign_replies"),
     )
     card = {"format": CARD_FORMAT, "kind": "gate-data", "counts": result.counts(),
             "sources": config.model_dump(exclude={"out"})}  # fmt: skip
     write_rows(result, out, card)
     return result
+
+
+def _dialogues(config: GateDataConfig, option: str) -> list[list[Message]]:
+    """Every dialogue of the sources an option names, in their order (a bad row is refused
+    naming the option, or left out with skip_bad_rows)."""
+    return [
+        dialogue
+        for spec in getattr(config, option)
+        for dialogue in load_dialogues(spec, None, config.skip_bad_rows, option)
+    ]
 
 
 def write_rows(result: GateData, out: Path, card: dict[str, Any]) -> None:
