@@ -11,6 +11,11 @@ What it builds, each step cached under --work so an interrupted run picks up whe
   context. No calibration or evaluation prompt is among them (DiaSafety's val contexts recur in
   train, HH-RLHF repeats some first turns: both left out). --gate-data diasafety / multitask /
   multitask-contexts and --gate-kind embedding give the earlier gates;
+- with --redteam-round, a Bot-Adversarial-Dialogue round on that gate (`alignloop redteam
+  round`): a person's labels of the base model's replies to 300 HH-RLHF red-team turns of the
+  gate's own training rows (data/redteam-labels.jsonl, made as data/redteam-labels.md says),
+  each a red-team conversation in a store; the round's classifier gates only if promoted
+  (--redteam-weight, --redteam-compare-by);
 - the sensitive-topic classifier: `alignloop safety topics --kind finetune` (--topic-kind; the
   package's own topic data), with every evaluation and calibration prompt left out of its rows
   (--no-topic-exclude gives the first one, which had 161 of the 200 benign evaluation openers
@@ -65,12 +70,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from functools import partial
 from pathlib import Path
 
 from common import alignloop, device_name
-from hand_labels import judge_validation, person_judged, read_hand_labels
+from hand_labels import judge_validation, person_judged, prompt_sha, read_hand_labels
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data"
@@ -108,7 +114,8 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
     gate_args = ["--data", str(gate_data), "--kind", args.gate_kind]
     if args.gate_kind == "finetune":
         gate_args += ["--epochs", str(args.gate_epochs)]
-    gate = once(work / f"gate{suffix(args)}", *train, *gate_args)
+    gate = str(once(work / f"gate{gate_suffix(args)}", *train, *gate_args))
+    redteam = redteam_round(work, args, gate, gate_data) if args.redteam_round else None
     judges = {}
     for name, data in JUDGE_DATA.items():
         if name != args.judge_data and not args.other_judges:
@@ -118,7 +125,8 @@ def classifiers(work: Path, args, held_out: set[str]) -> dict[str, str]:
         folder = work / f"judge-finetune{named}{epochs_tag(args, 'judge')}"
         judges[name] = str(once(folder, *train, "--kind", "finetune", *epochs))
     main = {"given": args.judge} if args.judge else {args.judge_data: judges[args.judge_data]}
-    return {"gate": str(gate), "judges": main | judges}  # the main judge first
+    gate = redteam["gate"] if redteam else gate
+    return {"gate": gate, "redteam": redteam, "judges": main | judges}  # the main judge first
 
 
 def topic_classifier(work: Path, args, held_out: set[str]) -> str:
@@ -260,6 +268,101 @@ def multitask_data(
     return out
 
 
+REDTEAM_LABELS = HERE / "data" / "redteam-labels.jsonl"
+REDTEAM_PROMPTS = 300  # the red-team turns whose base-model replies a person labelled
+
+
+def redteam_prompts(count: int = REDTEAM_PROMPTS, seed: int = 0) -> list[tuple[int, str]]:
+    """(HH-RLHF row, first human turn) of a seeded `count` of the gate's training rows
+    (0..1125), distinct, none an evaluation or calibration prompt: the red-team attacks whose
+    base-model replies a person labelled for a Bot-Adversarial-Dialogue round. The gate's data
+    has these turns as unsafe lone turns already; what the round adds is the deployed model's own
+    replies to them, safe or unsafe by a person."""
+    from alignloop.evaluate.prompts import load_prompt_set
+
+    skip = evaluated_prompts()
+    turns = load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts
+    first: dict[str, int] = {}
+    for row, prompt in enumerate(turns):
+        text = prompt[-1]["content"].strip()
+        if text and text not in skip:
+            first.setdefault(text, row)
+    rows = sorted(random.Random(seed).sample(sorted(first.values()), count))
+    return [(row, turns[row][-1]["content"].strip()) for row in rows]
+
+
+def read_redteam_labels(path: Path = REDTEAM_LABELS) -> list[dict]:
+    """The person's labels on the base model's replies to `redteam_prompts()`, each checked
+    against its prompt (a changed sample or data file is caught, not silently mislabelled)."""
+    prompts = dict(redteam_prompts())
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        text = prompts.get(row["hh_row"], "")
+        if prompt_sha([{"role": "user", "content": text}]) != row["prompt_sha"]:
+            raise SystemExit(f"{path}: HH-RLHF row {row['hh_row']} is not the prompt labelled")
+        row["prompt"] = text
+    return rows
+
+
+def redteam_store(db: Path, labels: list[dict]) -> None:
+    """A store holding each labelled reply as a red-team conversation of its own, the person's
+    label on it, as `/redteam` writes them (one consenting red-teamer per conversation)."""
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine, upgrade
+    from alignloop.store.repository import (
+        Turn,
+        add_safety_label,
+        log_turn,
+        set_consent,
+        user_for_token,
+    )
+
+    engine = make_engine(str(db))
+    upgrade(engine)
+    with Session(engine) as session, session.begin():
+        for row in labels:
+            user = user_for_token(session, f"red-teamer-{row['hh_row']}")
+            set_consent(session, user.id, True, None)
+            context = [{"role": "user", "content": row["prompt"]}]
+            turn = log_turn(session, Turn(user.id, context, row["reply"], None, mode="redteam"))
+            label = "unsafe" if row["unsafe"] else "safe"
+            add_safety_label(session, turn.bot_message_id, label, "user", user.pseudonym)
+    engine.dispose()
+
+
+def redteam_round(work: Path, args, gate: str, gate_data: Path) -> dict:
+    """SPEC.md §4's Bot-Adversarial-Dialogue step on the gate: `alignloop redteam round` on a
+    store of the person's labels of the base model's replies to 300 HH-RLHF red-team turns
+    (`read_redteam_labels`). It trains the gate's kind on the gate's own data plus 70% of the
+    labelled conversations, compares it with the gate on the other 30% (unsafe-F1) and
+    promotes it only if it is better. Returns the round's summary, with the classifier to
+    serve under 'gate'."""
+    folder = work / f"redteam{gate_suffix(args)}{weight_tag(args)}"
+    summary_file = folder / "round.json"
+    if summary_file.exists():
+        return json.loads(summary_file.read_text())
+    shutil.rmtree(folder, ignore_errors=True)  # an unfinished round starts again
+    folder.mkdir(parents=True)
+    redteam_store(folder / "store.db", read_redteam_labels())
+    started = time.time()
+    training = ["--kind", args.gate_kind, "--redteam-weight", str(args.redteam_weight)]
+    training += ["--compare-by", args.redteam_compare_by]
+    if args.gate_kind == "finetune":
+        training += ["--epochs", str(args.gate_epochs)]
+    alignloop(
+        "redteam", "round", "--db", str(folder / "store.db"), "--base-data", str(gate_data),
+        "--current", gate, "--out", str(folder / "rounds"), *training,
+    )  # fmt: skip
+    manifest = json.loads((folder / "rounds" / "round-1" / "safety_classifier.json").read_text())
+    summary = manifest["redteam"]
+    summary["gate"] = str(folder / "rounds" / "round-1") if summary["promoted"] else gate
+    summary["seconds"] = round(time.time() - started)
+    summary_file.write_text(json.dumps(summary, indent=2))
+    print(f"red-team round: {json.dumps(summary)}", flush=True)
+    return summary
+
+
 def truthfulqa(start: int, stop: int) -> list[tuple[str, str]]:
     """(question, best answer) of TruthfulQA rows start..stop."""
     import csv
@@ -324,13 +427,30 @@ def bake_suffix(args) -> str:
     return suffix(args) + "".join(changed)
 
 
-def suffix(args) -> str:
-    """Folder names of the gate, the baked data and model: the default gate's have none but
-    its data and kind (a fine-tuned gate's epochs away from the default are named too, so
-    that a cached gate is never reused for another number of epochs)."""
+def gate_suffix(args) -> str:
+    """The gate classifier's folder suffix: none but its data and kind (a fine-tuned gate's
+    epochs away from the default are named too, so that a cached gate is never reused for
+    another number of epochs)."""
     data = "" if args.gate_data == "diasafety" else f"-{args.gate_data}"
     kind = "" if args.gate_kind == "embedding" else f"-{args.gate_kind}"
     return data + kind + epochs_tag(args, "gate")
+
+
+def suffix(args) -> str:
+    """Folder names of what the serving gate decides (calibration, baked data and model): the
+    gate's suffix, and '-redteam' where a red-team round's classifier gates."""
+    return gate_suffix(args) + redteam_tag(args)
+
+
+def redteam_tag(args) -> str:
+    """'-redteam' (and its weight's tag) where a red-team round's classifier gates."""
+    return f"-redteam{weight_tag(args)}" if args.redteam_round else ""
+
+
+def weight_tag(args) -> str:
+    """'-wN' for a red-team weight other than 1, '-by-auc' for a round decided by AUC."""
+    weight = f"-w{args.redteam_weight}" if args.redteam_weight != 1 else ""
+    return weight + ("-by-auc" if args.redteam_compare_by == "auc" else "")
 
 
 def epochs_tag(args, classifier: str) -> str:
@@ -670,6 +790,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gate-epochs", type=float, default=1.0)
     parser.add_argument(
+        "--redteam-round",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Run a Bot-Adversarial-Dialogue round on the gate (`alignloop redteam round` on a "
+        "person's labels of the base model's replies to 300 HH-RLHF red-team turns, "
+        "data/redteam-labels.jsonl) and serve its classifier if it is promoted.",
+    )
+    parser.add_argument(
+        "--redteam-weight",
+        type=int,
+        default=1,
+        help="With --redteam-round: times each red-team label is trained on "
+        "(`alignloop redteam round --redteam-weight`).",
+    )
+    parser.add_argument(
+        "--redteam-compare-by",
+        choices=["unsafe_f1", "auc"],
+        default="unsafe_f1",
+        help="With --redteam-round: what the round's new classifier must beat the gate on, "
+        "held out (`alignloop redteam round --compare-by`).",
+    )
+    parser.add_argument(
         "--topic-kind",
         choices=["embedding", "finetune"],
         default="finetune",
@@ -893,6 +1035,7 @@ def main() -> None:
         "judge_vs_person": judge_validation(labels, prompt_sets, base, judges),
         "gate": {**gate.describe(), "sources": [found["gate"], found["topics"]]},
         "calibration": thresholds,
+        "redteam_round": found["redteam"],
         "two_stage_curve": operating_curve(found, thresholds, prompt_sets, base, main_judge),
         "engagingness_judge": reward_judge.name,
         "prompt_sets": {s.name: {"n": len(s), "source": s.source} for s in prompt_sets},

@@ -419,3 +419,29 @@ def test_hand_labels_match_their_prompts_and_count_canned_replies_safe():
     for prompt_set in sets:
         first, second = hand.verdicts(labels, prompt_set, other[prompt_set.name])[:2]
         assert first == {"unsafe": False} and second is None  # the canned reply is safe
+
+
+REDTEAM_LABELS = ROOT / "benchmarks" / "data" / "redteam-labels.jsonl"
+
+
+def test_the_red_team_round_labels_are_well_formed():
+    rules = {"offensive", "agrees", "complies", "risk", "expertise", "biased"}
+    rows = [json.loads(line) for line in REDTEAM_LABELS.read_text().splitlines()]
+    assert len(rows) == 300 and len({row["hh_row"] for row in rows}) == 300
+    for row in rows:
+        assert 0 <= row["hh_row"] < 1125  # the gate's own training rows, never the evaluation's
+        assert len(row["prompt_sha"]) == 12 and row["reply"].strip()
+        assert (row.get("why") in rules) if row["unsafe"] else "why" not in row
+
+
+@needs_shared
+def test_the_red_team_round_labels_match_their_prompts_and_no_evaluation_prompt():
+    hand = _hand_labels()
+    turns = load_prompt_set("hh-rlhf", limit=1125, offset=0).prompts
+    evaluated = {p[-1]["content"].strip() for p in load_prompt_set("hh-rlhf", offset=1125).prompts}
+    evaluated |= {p[-1]["content"].strip() for p in load_prompt_set("diasafety").prompts}
+    for line in REDTEAM_LABELS.read_text().splitlines():
+        row = json.loads(line)
+        prompt = turns[row["hh_row"]]
+        assert hand.prompt_sha([{"content": prompt[-1]["content"].strip()}]) == row["prompt_sha"]
+        assert prompt[-1]["content"].strip() not in evaluated

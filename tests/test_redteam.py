@@ -362,6 +362,7 @@ def test_the_split_is_by_conversation_seeded_and_stable():
 def test_a_tie_is_not_a_gain():
     assert should_promote(0.5, 0.51, 0.0) and not should_promote(0.5, 0.5, 0.0)
     assert not should_promote(0.5, 0.55, 0.1) and should_promote(0.5, 0.6, 0.1)
+    assert not should_promote(0.5, float("nan"), 0.0)  # an AUC on held-out labels of one kind
 
 
 def test_bad_config_and_failed_rounds_name_the_field_and_write_nothing(tmp_path, store):
@@ -369,6 +370,8 @@ def test_bad_config_and_failed_rounds_name_the_field_and_write_nothing(tmp_path,
         load_config(RedteamRoundConfig, None, {"base_data": "x", "holdout_share": 1.0})
     with pytest.raises(ConfigError, match="holdout_share"):
         load_config(RedteamRoundConfig, None, {"base_data": "x", "holdout_share": 0})
+    with pytest.raises(ConfigError, match="redteam_weight"):
+        load_config(RedteamRoundConfig, None, {"base_data": "x", "redteam_weight": 0})
     with session(store) as s, s.begin():
         informative_conversations(s, person(s, "helper-token-2"), 6, offset=0)
     missing = config(store, tmp_path, base_data=str(tmp_path / "nope.json"))
@@ -383,6 +386,35 @@ def test_bad_config_and_failed_rounds_name_the_field_and_write_nothing(tmp_path,
         run_round(config(store, tmp_path))
     assert counts(store) == (0, 1)
     assert not (tmp_path / "rounds" / "round-1").exists()
+
+
+def test_a_weighted_round_trains_on_each_red_team_label_that_many_times(tmp_path):
+    """Labels that contradict the base data: the base rows call the harmful advice safe, the
+    red-teamers unsafe. Learnt once each (classes unweighted) they are outvoted; learnt four
+    times they are not."""
+    base = tmp_path / "contradicting.jsonl"
+    rows = [
+        {"context": PROMPTS[i % 4], "response": reply(kind, i), "label": "safe"}
+        for i in range(36)
+        for kind in ("unsafe", "safe")
+    ]
+    base.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rounds = {}
+    for weight in (1, 4):  # the same labels in two stores
+        db = str(tmp_path / f"store-{weight}.db")
+        upgrade(make_engine(db))
+        with session(db) as s, s.begin():
+            informative_conversations(s, person(s, "helper-token-3"), 10, offset=0)
+        options = {"base_data": str(base), "out": str(tmp_path / f"rounds-{weight}")}
+        rounds[weight] = run_round(
+            config(db, tmp_path, redteam_weight=weight, class_weight="none", **options)
+        )
+    once, weighted = rounds[1], rounds[4]
+    assert once.train_rows == weighted.train_rows > 0 and once.holdout == weighted.holdout > 0
+    manifest = read_manifest(weighted.folder)
+    assert manifest["redteam"]["redteam_weight"] == 4
+    assert manifest["metrics"]["train_rows"] == weighted.base_rows + 4 * weighted.train_rows
+    assert weighted.new["unsafe_f1"] > once.new["unsafe_f1"]
 
 
 def test_the_yaml_names_every_option_with_its_default():
@@ -414,14 +446,17 @@ def test_cli_runs_a_round_end_to_end(tmp_path, store):
             "0.4",
             "--context-turns",
             "1",
+            "--compare-by",
+            "auc",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "red-team round 1: 40 new labels" in result.output
     assert "old profanity: unsafe-F1" in result.output and "new redteam-round-1" in result.output
-    assert "round 1: promoted" in result.output
+    assert "round 1: promoted by auc" in result.output and "AUC 1.0000" in result.output
     folder = tmp_path / "cli-rounds" / "round-1"
     assert promoted_classifier(store) == str(folder.resolve())
     assert read_manifest(folder)["config"]["context_turns"] == 1
     with session(store) as s:
-        assert s.scalar(select(RedteamRound.config))["holdout_share"] == 0.4
+        config_row = s.scalar(select(RedteamRound.config))
+        assert config_row["holdout_share"] == 0.4 and config_row["compare_by"] == "auc"

@@ -20,7 +20,12 @@ from alignloop.safety.classifiers import (
 )
 from alignloop.safety.config import SafetyTrainConfig
 from alignloop.safety.data import SafetyExample, load_safety_examples
-from alignloop.safety.train import classification_metrics, evaluate, train_classifier
+from alignloop.safety.train import (
+    classification_metrics,
+    evaluate,
+    ranking_auc,
+    train_classifier,
+)
 from conftest import SHARED
 
 DIASAFETY = SHARED / "data" / "diasafety"
@@ -102,6 +107,9 @@ def test_metrics_count_unsafe_as_the_positive_class():
     metrics = classification_metrics([True, True, False, False], np.array([0.9, 0.2, 0.6, 0.1]))
     assert metrics["unsafe_precision"] == metrics["unsafe_recall"] == metrics["unsafe_f1"] == 0.5
     assert metrics["accuracy"] == 0.5
+    assert metrics["auc"] == 0.75  # 3 of the 4 (unsafe, safe) pairs ranked the right way
+    assert ranking_auc([0.5, 0.5, 0.2], [True, False, False]) == 0.75  # a tie counts half
+    assert np.isnan(ranking_auc([0.3, 0.4], [True, True]))  # no safe row: no ranking
 
 
 # --- the classifiers --------------------------------------------------------------------------

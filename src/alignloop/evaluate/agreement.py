@@ -66,7 +66,7 @@ def judge_agreement(
         "false_unsafe_rate": _ratio(fp, fp + tn),
         "missed_unsafe_rate": _ratio(fn, tp + fn),
         "kappa": cohen_kappa(tp, fp, fn, tn),
-        "auc": ranking_auc(p_unsafe, truth),
+        "auc": counted["auc"],
         "labelled_safe_share": _ratio(tn + fp, n),
         "judged_safe_share": _ratio(tn + fn, n),
     }
@@ -81,17 +81,6 @@ def cohen_kappa(tp: int, fp: int, fn: int, tn: int) -> float:
     observed = (tp + tn) / n
     chance = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
     return 0.0 if chance == 1 else (observed - chance) / (1 - chance)
-
-
-def ranking_auc(p_unsafe: Sequence[float], unsafe: Sequence[bool]) -> float:
-    """The chance that the judge scores a random unsafe reply above a random safe one (ties
-    half): its ranking, whatever the threshold (NaN without both kinds)."""
-    bad = [p for p, u in zip(p_unsafe, unsafe, strict=True) if u]
-    good = [p for p, u in zip(p_unsafe, unsafe, strict=True) if not u]
-    if not bad or not good:
-        return float("nan")
-    wins = sum((b > g) + 0.5 * (b == g) for b in bad for g in good)
-    return wins / (len(bad) * len(good))
 
 
 def _ratio(top: float, bottom: float) -> float:

@@ -10,12 +10,13 @@ A round:
 2. holds out the labels of a share of the conversations, chosen by a seeded hash of the
    conversation id, so a conversation is on the same side in every round and never on both;
 3. trains a classifier (`alignloop safety train`'s code) on the base data plus the labels of
-   every red-team round so far, held-out conversations left out. Earlier rounds' labels are read
-   again from the store rather than from a file, so a user who asked for deletion since then
-   drops out of every later round;
+   every red-team round so far (each `redteam_weight` times), held-out conversations left out.
+   Earlier rounds' labels are read again from the store rather than from a file, so a user who
+   asked for deletion since then drops out of every later round;
 4. compares the gate's classifier (the last promoted round's, else `current`) with the new one
-   on this round's held-out labels (plus `eval_data`) by unsafe-F1, and promotes the new one
-   only if it gains at least `min_gain` (strictly more when `min_gain` is 0);
+   on this round's held-out labels (plus `eval_data`) by unsafe-F1 (or, with `compare_by`
+   'auc', by its ranking), and promotes the new one only if it gains at least `min_gain`
+   (strictly more when `min_gain` is 0);
 5. records the round (table `redteam_rounds`) and registers the classifier as
    'redteam-round-<n>', in one transaction; the classifier folder is `<out>/round-<n>/`.
 
@@ -223,9 +224,10 @@ def to_examples(engine: Engine, replies: Sequence[LabelledReply]) -> list[Safety
     ]
 
 
-def should_promote(old_f1: float, new_f1: float, min_gain: float) -> bool:
-    """A tie keeps the classifier already serving: with min_gain 0 the new one must be better."""
-    return new_f1 > old_f1 if min_gain == 0 else new_f1 >= old_f1 + min_gain
+def should_promote(old: float, new: float, min_gain: float) -> bool:
+    """A tie keeps the classifier already serving: with min_gain 0 the new one must be better.
+    An undefined measure (an AUC on held-out labels of one kind) promotes nothing."""
+    return new > old if min_gain == 0 else new >= old + min_gain
 
 
 def _has_rounds_table(engine: Engine) -> bool:
@@ -408,17 +410,19 @@ def _run(engine: Engine, config: RedteamRoundConfig, on_progress: OnProgress | N
     old = evaluate(load_classifier(previous, config.db), compared_on, config.threshold)
 
     redteam_rows = to_examples(engine, train_part)
-    trained = _train(config, base + redteam_rows, folder, name, previous, on_progress)
+    weighted = redteam_rows * config.redteam_weight
+    trained = _train(config, base + weighted, folder, name, previous, on_progress)
     try:
         _progress(on_progress, f"evaluating {name}")
         new = evaluate(trained.classifier, compared_on, config.threshold)
-        promoted = should_promote(old["unsafe_f1"], new["unsafe_f1"], config.min_gain)
+        promoted = should_promote(old[config.compare_by], new[config.compare_by], config.min_gain)
         summary = {
             "labels": gathered.new_labels,
             "replies": len(gathered.new),
             "several_labels": gathered.several_labels,
             "split_votes": gathered.split_votes,
             "train_redteam_rows": len(redteam_rows),
+            "redteam_weight": config.redteam_weight,
             "train_base_rows": len(base),
             "holdout": len(holdout_part),
             "eval_data_rows": len(extra),

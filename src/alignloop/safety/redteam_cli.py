@@ -45,9 +45,10 @@ def round_(settings: RedteamRoundConfig) -> None:
         name = result.previous_classifier if label == "old" else f"redteam-round-{result.number}"
         console.print(
             f"  {label} {name}: unsafe-F1 {metrics['unsafe_f1']:.4f}  "
-            f"accuracy {metrics['accuracy']:.4f}"
+            f"accuracy {metrics['accuracy']:.4f}  AUC {metrics['auc']:.4f}"
         )
     verdict = "promoted" if result.promoted else "not promoted (the gate keeps the old classifier)"
+    verdict += f" by {settings.compare_by}"
     console.print(
         f"  round {result.number}: {verdict}; classifier in {result.folder}", soft_wrap=True
     )

@@ -65,11 +65,17 @@ class RedteamRoundConfig(Settings):
         description="Share of the red-team conversations whose labels are held out to compare "
         "the classifiers (chosen per conversation by a seeded hash, the same in every round).",
     )
+    compare_by: Literal["unsafe_f1", "auc"] = Field(
+        "unsafe_f1",
+        description="The held-out measure the new classifier must beat the old one on: "
+        "'unsafe_f1' at `threshold`, or 'auc', the ranking of unsafe above safe replies "
+        "whatever the threshold (for a gate whose threshold is calibrated afterwards).",
+    )
     min_gain: float = Field(
         0.0,
         ge=0,
         le=1,
-        description="Promote only if the new unsafe-F1 is at least the old one plus this "
+        description="Promote only if the new `compare_by` is at least the old one plus this "
         "(0: strictly greater).",
     )
     current: str = Field(
@@ -81,6 +87,12 @@ class RedteamRoundConfig(Settings):
         None,
         description="More labelled rows (context, response, label) added to the held-out "
         "red-team labels when comparing the classifiers.",
+    )
+    redteam_weight: int = Field(
+        1,
+        ge=1,
+        description="Times each red-team label is trained on: a round's labels are few beside "
+        "the base data (hundreds against thousands), and in one pass they barely move it.",
     )
     seed: int = Field(0, description="Seed of the held-out split and of training.")
     threshold: float = _TRAIN["threshold"]

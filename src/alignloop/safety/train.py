@@ -44,7 +44,8 @@ class TrainedClassifier:
 def classification_metrics(
     labels: Sequence[bool], scores: np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
-    """Unsafe-class precision, recall and F1, and accuracy, with unsafe = score >= threshold."""
+    """Unsafe-class precision, recall and F1, and accuracy, with unsafe = score >= threshold;
+    and the ranking's AUC, which no threshold moves."""
     truth = np.asarray(labels, dtype=bool)
     predicted = np.asarray(scores) >= threshold
     hits = int((truth & predicted).sum())
@@ -56,7 +57,22 @@ def classification_metrics(
         "unsafe_precision": precision,
         "unsafe_recall": recall,
         "accuracy": float((truth == predicted).mean()),
+        "auc": ranking_auc(scores, truth),
     }
+
+
+def ranking_auc(p_unsafe: Sequence[float], unsafe: Sequence[bool]) -> float:
+    """The chance that a random unsafe row scores above a random safe one (ties half): the
+    classifier's ranking, whatever the threshold (NaN without both kinds). From the rows'
+    average ranks (the Mann-Whitney statistic)."""
+    from scipy.stats import rankdata
+
+    truth = np.asarray(unsafe, dtype=bool)
+    bad, good = int(truth.sum()), int((~truth).sum())
+    if not bad or not good:
+        return float("nan")
+    ranks = rankdata(np.asarray(p_unsafe, dtype=float))
+    return float((ranks[truth].sum() - bad * (bad + 1) / 2) / (bad * good))
 
 
 def evaluate(
