@@ -319,16 +319,19 @@ def redteam_store(db: Path, labels: list[dict]) -> None:
     )
 
     engine = make_engine(str(db))
-    upgrade(engine)
-    with Session(engine) as session, session.begin():
-        for row in labels:
-            user = user_for_token(session, f"red-teamer-{row['hh_row']}")
-            set_consent(session, user.id, True, None)
-            context = [{"role": "user", "content": row["prompt"]}]
-            turn = log_turn(session, Turn(user.id, context, row["reply"], None, mode="redteam"))
-            label = "unsafe" if row["unsafe"] else "safe"
-            add_safety_label(session, turn.bot_message_id, label, "user", user.pseudonym)
-    engine.dispose()
+    try:
+        upgrade(engine)
+        with Session(engine) as session, session.begin():
+            for row in labels:
+                user = user_for_token(session, f"red-teamer-{row['hh_row']}")
+                set_consent(session, user.id, True, None)
+                context = [{"role": "user", "content": row["prompt"]}]
+                turn = Turn(user.id, context, row["reply"], None, mode="redteam")
+                message = log_turn(session, turn).bot_message_id
+                label = "unsafe" if row["unsafe"] else "safe"
+                add_safety_label(session, message, label, "user", user.pseudonym)
+    finally:
+        engine.dispose()
 
 
 def redteam_round(work: Path, args, gate: str, gate_data: Path) -> dict:
