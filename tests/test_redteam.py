@@ -362,7 +362,7 @@ def test_the_split_is_by_conversation_seeded_and_stable():
 def test_a_tie_is_not_a_gain():
     assert should_promote(0.5, 0.51, 0.0) and not should_promote(0.5, 0.5, 0.0)
     assert not should_promote(0.5, 0.55, 0.1) and should_promote(0.5, 0.6, 0.1)
-    assert not should_promote(0.5, float("nan"), 0.0)  # an AUC on held-out labels of one kind
+    assert not should_promote(0.5, None, 0.0)  # an AUC on held-out labels of one kind
 
 
 def test_bad_config_and_failed_rounds_name_the_field_and_write_nothing(tmp_path, store):

@@ -109,7 +109,9 @@ def test_metrics_count_unsafe_as_the_positive_class():
     assert metrics["accuracy"] == 0.5
     assert metrics["auc"] == 0.75  # 3 of the 4 (unsafe, safe) pairs ranked the right way
     assert ranking_auc([0.5, 0.5, 0.2], [True, False, False]) == 0.75  # a tie counts half
-    assert np.isnan(ranking_auc([0.3, 0.4], [True, True]))  # no safe row: no ranking
+    assert ranking_auc([0.3, 0.4], [True, True]) is None  # no safe row: no ranking
+    one_kind = classification_metrics([True, True], np.array([0.3, 0.4]))
+    assert json.dumps(one_kind, allow_nan=False)  # storable in a PostgreSQL JSON column
 
 
 # --- the classifiers --------------------------------------------------------------------------

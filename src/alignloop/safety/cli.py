@@ -100,7 +100,8 @@ def score(
     if all(e.label is not None for e in examples):
         labels = [bool(e.label) for e in examples]
         metrics = classification_metrics(labels, np.concatenate(scores), threshold)
-        console.print("  ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+        shown = {key: value for key, value in metrics.items() if value is not None}
+        console.print("  ".join(f"{key} {value:.4f}" for key, value in shown.items()))
 
 
 def write_scores(out: Path, scores) -> None:

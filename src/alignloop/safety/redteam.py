@@ -224,9 +224,11 @@ def to_examples(engine: Engine, replies: Sequence[LabelledReply]) -> list[Safety
     ]
 
 
-def should_promote(old: float, new: float, min_gain: float) -> bool:
+def should_promote(old: float | None, new: float | None, min_gain: float) -> bool:
     """A tie keeps the classifier already serving: with min_gain 0 the new one must be better.
-    An undefined measure (an AUC on held-out labels of one kind) promotes nothing."""
+    An undefined measure (None: an AUC on held-out labels of one kind) promotes nothing."""
+    if old is None or new is None:
+        return False
     return new > old if min_gain == 0 else new >= old + min_gain
 
 

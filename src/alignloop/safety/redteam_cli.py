@@ -43,9 +43,10 @@ def round_(settings: RedteamRoundConfig) -> None:
     )
     for label, metrics in (("old", result.old), ("new", result.new)):
         name = result.previous_classifier if label == "old" else f"redteam-round-{result.number}"
+        auc = "undefined" if metrics["auc"] is None else f"{metrics['auc']:.4f}"
         console.print(
             f"  {label} {name}: unsafe-F1 {metrics['unsafe_f1']:.4f}  "
-            f"accuracy {metrics['accuracy']:.4f}  AUC {metrics['auc']:.4f}"
+            f"accuracy {metrics['accuracy']:.4f}  AUC {auc}"
         )
     verdict = "promoted" if result.promoted else "not promoted (the gate keeps the old classifier)"
     verdict += f" by {settings.compare_by}"

@@ -43,7 +43,7 @@ class TrainedClassifier:
 
 def classification_metrics(
     labels: Sequence[bool], scores: np.ndarray, threshold: float = 0.5
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Unsafe-class precision, recall and F1, and accuracy, with unsafe = score >= threshold;
     and the ranking's AUC, which no threshold moves."""
     truth = np.asarray(labels, dtype=bool)
@@ -61,16 +61,17 @@ def classification_metrics(
     }
 
 
-def ranking_auc(p_unsafe: Sequence[float], unsafe: Sequence[bool]) -> float:
+def ranking_auc(p_unsafe: Sequence[float], unsafe: Sequence[bool]) -> float | None:
     """The chance that a random unsafe row scores above a random safe one (ties half): the
-    classifier's ranking, whatever the threshold (NaN without both kinds). From the rows'
-    average ranks (the Mann-Whitney statistic)."""
+    classifier's ranking, whatever the threshold; None without both kinds (JSON null, which a
+    PostgreSQL JSON column takes where it refuses NaN). From the rows' average ranks (the
+    Mann-Whitney statistic)."""
     from scipy.stats import rankdata
 
     truth = np.asarray(unsafe, dtype=bool)
     bad, good = int(truth.sum()), int((~truth).sum())
     if not bad or not good:
-        return float("nan")
+        return None
     ranks = rankdata(np.asarray(p_unsafe, dtype=float))
     return float((ranks[truth].sum() - bad * (bad + 1) / 2) / (bad * good))
 
