@@ -282,13 +282,15 @@ def redteam_prompts(count: int = REDTEAM_PROMPTS, seed: int = 0) -> list[tuple[i
 
     skip = evaluated_prompts()
     turns = load_prompt_set("hh-rlhf", limit=HH_GATE_ROWS, offset=0).prompts
-    first: dict[str, int] = {}
+    first: dict[str, int] = {}  # each distinct turn at its first row
     for row, prompt in enumerate(turns):
         text = prompt[-1]["content"].strip()
         if text and text not in skip:
             first.setdefault(text, row)
-    rows = sorted(random.Random(seed).sample(sorted(first.values()), count))
-    return [(row, turns[row][-1]["content"].strip()) for row in rows]
+    text_of = {row: text for text, row in first.items()}
+    return [
+        (row, text_of[row]) for row in sorted(random.Random(seed).sample(sorted(text_of), count))
+    ]
 
 
 def read_redteam_labels(path: Path = REDTEAM_LABELS) -> list[dict]:
@@ -338,10 +340,10 @@ def redteam_round(work: Path, args, gate: str, gate_data: Path) -> dict:
     """SPEC.md §4's Bot-Adversarial-Dialogue step on the gate: `alignloop redteam round` on a
     store of the person's labels of the base model's replies to 300 HH-RLHF red-team turns
     (`read_redteam_labels`). It trains the gate's kind on the gate's own data plus 70% of the
-    labelled conversations, compares it with the gate on the other 30% (unsafe-F1) and
-    promotes it only if it is better. Returns the round's summary, with the classifier to
+    labelled conversations, compares it with the gate on the other 30% (unsafe-F1, or AUC
+    with --redteam-compare-by auc) and promotes it only if it is better. Returns the round's summary, with the classifier to
     serve under 'gate'."""
-    folder = work / f"redteam{gate_suffix(args)}{weight_tag(args)}"
+    folder = work / f"redteam{gate_suffix(args)}{round_tag(args)}"
     summary_file = folder / "round.json"
     if summary_file.exists():
         return json.loads(summary_file.read_text())
@@ -446,11 +448,11 @@ def suffix(args) -> str:
 
 
 def redteam_tag(args) -> str:
-    """'-redteam' (and its weight's tag) where a red-team round's classifier gates."""
-    return f"-redteam{weight_tag(args)}" if args.redteam_round else ""
+    """'-redteam' (and the round's settings) where a red-team round's classifier gates."""
+    return f"-redteam{round_tag(args)}" if args.redteam_round else ""
 
 
-def weight_tag(args) -> str:
+def round_tag(args) -> str:
     """'-wN' for a red-team weight other than 1, '-by-auc' for a round decided by AUC."""
     weight = f"-w{args.redteam_weight}" if args.redteam_weight != 1 else ""
     return weight + ("-by-auc" if args.redteam_compare_by == "auc" else "")
