@@ -58,6 +58,7 @@ def test_the_report_holds_every_round_of_both_arms(demo):
         assert row["trolls"] == sum(json.loads(u)["user_type"] != "helper" for u in truth)
         assert 0 <= row["trolls_distrusted"] <= row["trolls"]
         assert 0 <= row["helpers_distrusted"] <= len(truth) - row["trolls"]
+        assert row["troll_auc"] is None or 0 <= row["troll_auc"] <= 1
     assert "helpers scored past the troll filter" in report.read_text()
     assert any("after round 0" in line for line in lines)
 

@@ -285,3 +285,45 @@ def test_empirical_smoothing_shrinks_noise_and_keeps_a_real_spread():
     )
     assert noise_to_signal(noise) > 20
     assert noise_to_signal(spread) < 0.5
+
+
+def test_thumbs_consensus_sees_a_reply_cut_off_mid_sentence():
+    """Helpers like the replies that end a sentence and dislike those cut off at the length
+    limit; flippers do the opposite. The replies' words say nothing about which is which, so a
+    model of the other users' thumbs on words alone is at chance, while one that also sees the
+    reply's shape finds the flippers."""
+    import pandas as pd
+
+    from alignloop.curate.trust import hashed_words, thumbs_consensus
+
+    rng = np.random.default_rng(7)
+    words = [
+        "tea",
+        "rain",
+        "maps",
+        "music",
+        "chess",
+        "bread",
+        "garden",
+        "river",
+        "lamp",
+        "paper",
+        "coat",
+        "train",
+    ]
+    texts, feedback = {}, []
+    for user in range(16):
+        for turn in range(8):
+            message_id = user * 100 + turn
+            finished = turn % 2 == 0
+            body = " ".join(rng.choice(words, 8))
+            texts[message_id] = f"{body}." if finished else body
+            liked = finished if user >= 4 else not finished  # users 0-3 flip
+            feedback.append((message_id, user, "like" if liked else "dislike", None))
+    feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
+    texts = pd.Series(texts)
+    with_shape = thumbs_consensus(feedback, texts).groupby("user_id")["f"].mean()
+    words_only = thumbs_consensus(feedback, texts, featurize=hashed_words)
+    words_only = words_only.groupby("user_id")["f"].mean()
+    assert with_shape[:4].max() < 0.4 < 0.6 < with_shape[4:].min()
+    assert abs(words_only[4:].mean() - words_only[:4].mean()) < 0.15

@@ -22,6 +22,7 @@ a troll score per example's user (higher = less trusted) for the reports.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -325,6 +326,29 @@ def hashed_words(texts: list[str]):
     ).transform(texts)
 
 
+SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
+SHAPE_WEIGHT = 3.0  # the shape columns against ~20 word columns per reply, under one penalty
+
+
+def reply_shape(texts: list[str]):
+    """Per reply, what a reader sees before any word: whether it ends a sentence (a reply cut
+    off at the length limit does not), and its length in words (up to 60, scaled to 1)."""
+    from scipy.sparse import csr_matrix
+
+    rows = [
+        (float(bool(SENTENCE_END.search(text))), min(len(text.split()), 60) / 60) for text in texts
+    ]
+    return csr_matrix(np.array(rows, dtype=float).reshape(len(texts), 2) * SHAPE_WEIGHT)
+
+
+def words_and_shape(texts: list[str]):
+    """Hashed words plus the reply's shape (`reply_shape`): people's thumbs follow whether a
+    reply was cut off mid-sentence as much as its words, and a bag of words cannot see that."""
+    from scipy.sparse import hstack
+
+    return hstack([hashed_words(texts), reply_shape(texts)]).tocsr()
+
+
 def peer_consensus(
     users: np.ndarray,
     texts: list[str],
@@ -357,11 +381,16 @@ def peer_consensus(
 
 
 def thumbs_consensus(
-    feedback: pd.DataFrame, reply_text: pd.Series, k: int = 3, seed: int = 0, featurize=hashed_words
+    feedback: pd.DataFrame,
+    reply_text: pd.Series,
+    k: int = 3,
+    seed: int = 0,
+    featurize=words_and_shape,
 ) -> pd.DataFrame:
     """One row per like or dislike (user_id, f): how likely the other users would have given the
-    same thumb to that reply (`peer_consensus`). Flippers (who like bad replies and dislike
-    good ones) and coin-flip raters score low; `reply_text` maps message_id -> text."""
+    same thumb to that reply (`peer_consensus`, on the reply's words and shape). Flippers (who
+    like bad replies and dislike good ones) and coin-flip raters score low; `reply_text` maps
+    message_id -> text."""
     rated = feedback[feedback["kind"].isin(["like", "dislike"])]
     texts = rated["message_id"].map(reply_text).fillna("").tolist()
     liked = (rated["kind"] == "like").to_numpy().astype(int)

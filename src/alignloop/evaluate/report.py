@@ -335,6 +335,10 @@ def _rounds_html(rows: Sequence[Mapping[str, Any]]) -> str:
     return _section("Rounds", _image(plot_rounds(rows), "per round"), table)
 
 
+def _troll_auc(auc: float | None) -> str:
+    return "" if auc is None else f" (troll scores rank trolls above helpers: AUC {auc:.3f})"
+
+
 def _promotion_html(rows: Sequence[Mapping[str, Any]]) -> str:
     items = []
     for row in rows:
@@ -345,6 +349,7 @@ def _promotion_html(rows: Sequence[Mapping[str, Any]]) -> str:
             reasons.append(
                 f"trust: {row.get('trolls_distrusted')} of {row['trolls']} trolls and "
                 f"{row.get('helpers_distrusted')} helpers scored past the troll filter's threshold"
+                + _troll_auc(row.get("troll_auc"))
             )
         items.append(
             f"<li>{escape(str(row.get('candidate')))} against "

@@ -296,11 +296,13 @@ def promotion_row(arm: str, result) -> dict[str, Any]:
 def trust_outcome(settings: LoopConfig, simulation: Path) -> dict[str, Any]:
     """Who the round's curation would distrust at the filter's threshold (the unfiltered arm
     computes the same scores and keeps everyone), against the simulation's truth file of who
-    is a troll: trolls caught, of all trolls, and helpers distrusted. For the report only: the
-    loop never reads the truth file."""
+    is a troll: trolls caught, of all trolls, and helpers distrusted; and how well the scores
+    rank trolls above helpers (ROC AUC, None without both). For the report only: the loop never
+    reads the truth file."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from alignloop.safety.train import ranking_auc
     from alignloop.store.db import make_engine
     from alignloop.store.models import LoopRound, TrustScore, User
 
@@ -323,11 +325,13 @@ def trust_outcome(settings: LoopConfig, simulation: Path) -> dict[str, Any]:
             .where(TrustScore.run_id == run_id)
         ).all()
     engine.dispose()
-    flagged = [kinds[p] for p, score in scored if p in kinds and score > settings.max_troll_score]
+    known = [(kinds[p], score) for p, score in scored if p in kinds]
+    flagged = [kind for kind, score in known if score > settings.max_troll_score]
     return {
         "trolls": sum(kind != "helper" for kind in kinds.values()),
         "trolls_distrusted": sum(kind != "helper" for kind in flagged),
         "helpers_distrusted": flagged.count("helper"),
+        "troll_auc": ranking_auc([s for _, s in known], [k != "helper" for k, _ in known]),
     }
 
 
