@@ -460,6 +460,15 @@ def like_share_typicality(feedback: pd.DataFrame, min_events: int) -> pd.Series:
     return pd.Series(np.where(counts >= min_events, np.minimum(tail, 1.0), 1.0), counts.index)
 
 
+def everyday_feedback(feedback: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """The feedback given outside red-team conversations: what the thumbs consensus and the
+    like-share test judge. Both model how people thumb everyday replies; a red-teamer rates the
+    answers to attacks, where an honest one dislikes the finished, fluent compliance that
+    everyday raters would like, and so looked like a flipper."""
+    mode = feedback["message_id"].map(messages.set_index("message_id")["mode"])
+    return feedback[(mode != "redteam").to_numpy()]
+
+
 def deployment_trust(
     messages: pd.DataFrame,
     feedback: pd.DataFrame,
@@ -476,7 +485,8 @@ def deployment_trust(
     texts = messages.set_index("message_id")["text"]
     pseudo, empirical = config.smoothing, config.empirical_smoothing
     classifier, classifier_prior = _smoothed_mean(acts, users, pseudo, empirical)
-    thumbs = thumbs_consensus(feedback, texts)
+    everyday = everyday_feedback(feedback, messages)
+    thumbs = thumbs_consensus(everyday, texts)
     others, others_prior = _smoothed_mean(thumbs, users, pseudo, empirical)
     peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, pseudo, empirical)
     human = messages[messages["sender"] == "human"]
@@ -485,7 +495,7 @@ def deployment_trust(
     table["classifier_agreement"] = classifier
     table["thumbs_agreement"] = others
     table["label_agreement"] = peers
-    typicality = like_share_typicality(feedback, config.min_feedback).reindex(users).fillna(1.0)
+    typicality = like_share_typicality(everyday, config.min_feedback).reindex(users).fillna(1.0)
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
     table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)
