@@ -47,6 +47,7 @@ bench: install
 	$(PY) benchmarks/safety_recipes.py
 	$(PY) benchmarks/synth_almost.py
 	$(PY) benchmarks/loop_demo.py
+	$(PY) benchmarks/loop_trust.py benchmarks/results/loop-demo/troll-filtered benchmarks/results/loop-demo/unfiltered
 
 clean:
 	rm -rf $(VENV) build *.egg-info

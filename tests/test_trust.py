@@ -327,3 +327,40 @@ def test_thumbs_consensus_sees_a_reply_cut_off_mid_sentence():
     words_only = words_only.groupby("user_id")["f"].mean()
     assert with_shape[:4].max() < 0.4 < 0.6 < with_shape[4:].min()
     assert abs(words_only[4:].mean() - words_only[:4].mean()) < 0.15
+
+
+def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
+    """Everyday raters like finished replies and dislike cut-off ones; two flippers do the
+    opposite. Two honest red-teamers dislike the finished, fluent compliance they draw out and
+    like the short refusals: held against the everyday raters' consensus they would look like
+    flippers. Their thumbs are left out of it, so the flippers alone are distrusted."""
+    import pandas as pd
+
+    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust, everyday_feedback
+
+    rng = np.random.default_rng(11)
+    words = ["tea", "rain", "maps", "music", "chess", "bread", "garden", "river", "lamp", "coat"]
+    messages, feedback = [], []
+    for user in range(14):
+        red_teamer = user >= 12
+        for turn in range(8):
+            message_id = user * 100 + turn
+            finished = turn % 2 == 0
+            body = " ".join(rng.choice(words, 8))
+            text = f"{body}." if finished else body
+            if red_teamer:  # a fluent compliance, or a cut-off refusal
+                text = f"Sure, here is how: {body}." if finished else f"I won't help with {body}"
+            liked = finished != (user < 2 or red_teamer)  # users 0-1 flip; red-teamers judge harm
+            mode = "redteam" if red_teamer else "chat"
+            messages.append((message_id, user, mode, "bot", 0.0, text))
+            feedback.append((message_id, user, "like" if liked else "dislike", None))
+    messages = pd.DataFrame(
+        messages, columns=["message_id", "user_id", "mode", "sender", "p_unsafe", "text"]
+    )
+    feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
+    labels = pd.DataFrame(columns=["message_id", "user_id", "label"])
+    assert set(everyday_feedback(feedback, messages)["user_id"]) == set(range(12))
+    table = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
+    trusted = table.set_index("user_id")["trusted"]
+    assert not trusted[[0, 1]].any()
+    assert trusted[2:].all()  # the everyday helpers and both red-teamers

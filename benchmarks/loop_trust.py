@@ -1,0 +1,121 @@
+"""Trust scores re-scored against the simulation's hidden truth, round by round, on the stores
+`benchmarks/loop_demo.py` left behind: how many trolls and helpers (honest red-teamers among
+them) each trust setting would distrust, and how well its scores rank trolls above helpers.
+
+    python benchmarks/loop_trust.py WORK/troll-filtered [WORK/unfiltered ...] [--out FILE]
+
+Each arm folder holds the store (`alignloop.db`) and the simulation's truth files
+(`simulation-N/users.jsonl`, read here for the report only). Round N's cut is the store up to
+that round's last message, as its curation saw it; every cut is scored by the profanity
+classifier, as the demo's curation does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common import device_name
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = {
+    "default": {},
+    "judge_red_teaming false": {"judge_red_teaming": False},
+    "labels_judged_by peers": {"labels_judged_by": "peers"},
+}
+
+
+def truth(arm: Path) -> dict[str, str]:
+    """pseudonym -> user type, with '/redteam' for red-teamers."""
+    kinds = {}
+    for path in sorted(arm.glob("simulation-*/users.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            user = json.loads(line)
+            kinds[user["pseudonym"]] = user["user_type"] + ("/redteam" if user["redteam"] else "")
+    return kinds
+
+
+def round_cuts(arm: Path) -> list[tuple[int, int]]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from alignloop.store.db import make_engine
+    from alignloop.store.models import LoopRound
+
+    engine = make_engine(str(arm / "alignloop.db"))
+    with Session(engine) as session:
+        rows = session.execute(
+            select(LoopRound.number, LoopRound.last_message_id).order_by(LoopRound.number)
+        ).all()
+    engine.dispose()
+    return [(number, last) for number, last in rows]
+
+
+def score_cut(tables, last: int, kinds: dict[str, str], options: dict) -> dict:
+    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
+    from alignloop.safety.train import ranking_auc
+
+    messages = tables.messages[tables.messages["message_id"] <= last]
+    feedback = tables.feedback[tables.feedback["message_id"] <= last]
+    labels = tables.safety_labels
+    labels = labels[(labels["message_id"] <= last) & (labels["labeler_kind"] != "classifier")]
+    config = DeploymentTrustConfig(**options)
+    table = deployment_trust(messages, feedback, labels, config)
+    pseudonyms = tables.users.set_index("user_id")["pseudonym"]
+    table["kind"] = table["user_id"].map(pseudonyms).map(kinds)
+    table = table.dropna(subset=["kind"])  # the measurement's own user is nobody's type
+    troll = ~table["kind"].str.startswith("helper").to_numpy()
+    red_teamer = table["kind"].str.endswith("/redteam").to_numpy()
+    out = (table["troll_score"] > config.max_troll_score).to_numpy()
+    return {
+        "trolls": int(troll.sum()),
+        "trolls_distrusted": int((out & troll).sum()),
+        "helpers": int((~troll).sum()),
+        "helpers_distrusted": int((out & ~troll).sum()),
+        "red_teaming_helpers_distrusted": int((out & ~troll & red_teamer).sum()),
+        "auc": ranking_auc(table["troll_score"].to_numpy(), troll),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("arms", nargs="+", help="Arm folders of loop_demo.py's work folder.")
+    parser.add_argument("--out", default=str(HERE / "results" / "loop_trust.json"))
+    args = parser.parse_args()
+    from alignloop.curate.load import load_store
+    from alignloop.curate.run import score_messages
+    from alignloop.safety.classifiers import load_classifier
+    from alignloop.store.db import make_engine
+
+    classifier = load_classifier("profanity")
+    cuts = []
+    for arm in map(Path, args.arms):
+        engine = make_engine(str(arm / "alignloop.db"))
+        tables = load_store(engine)
+        engine.dispose()
+        tables.messages["p_unsafe"] = score_messages(tables.messages, classifier, 2048)
+        kinds = truth(arm)
+        for number, last in round_cuts(arm):
+            row = {"arm": str(arm), "round": number}
+            for name, options in SETTINGS.items():
+                row[name] = score_cut(tables, last, kinds, options)
+            cuts.append(row)
+            print(arm.name, number, json.dumps({n: row[n] for n in SETTINGS}))
+    totals = {name: summed([row[name] for row in cuts]) for name in SETTINGS}
+    result = {"cuts": cuts, "totals": totals, "device": device_name()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(totals, indent=2))
+
+
+def summed(rows: list[dict]) -> dict:
+    counts = {key: sum(r[key] for r in rows) for key in rows[0] if key != "auc"}
+    aucs = [r["auc"] for r in rows if r["auc"] is not None]
+    return counts | {"mean_auc": round(float(np.mean(aucs)), 3) if aucs else None}
+
+
+if __name__ == "__main__":
+    main()
