@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from common import device_name
 
@@ -38,23 +39,22 @@ def truth(arm: Path) -> dict[str, str]:
     return kinds
 
 
-def round_cuts(arm: Path) -> list[tuple[int, int]]:
+def round_cuts(engine) -> list[tuple[int, int]]:
+    """(round number, its last message id) of every loop round in the store."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from alignloop.store.db import make_engine
     from alignloop.store.models import LoopRound
 
-    engine = make_engine(str(arm / "alignloop.db"))
     with Session(engine) as session:
         rows = session.execute(
             select(LoopRound.number, LoopRound.last_message_id).order_by(LoopRound.number)
         ).all()
-    engine.dispose()
     return [(number, last) for number, last in rows]
 
 
-def score_cut(tables, last: int, kinds: dict[str, str], options: dict) -> dict:
+def score_cut(tables, last: int, kinds: pd.Series, options: dict) -> dict:
+    """One setting's trust on the store up to message `last`; `kinds` maps user_id -> type."""
     from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
     from alignloop.safety.train import ranking_auc
 
@@ -64,8 +64,7 @@ def score_cut(tables, last: int, kinds: dict[str, str], options: dict) -> dict:
     labels = labels[(labels["message_id"] <= last) & (labels["labeler_kind"] != "classifier")]
     config = DeploymentTrustConfig(**options)
     table = deployment_trust(messages, feedback, labels, config)
-    pseudonyms = tables.users.set_index("user_id")["pseudonym"]
-    table["kind"] = table["user_id"].map(pseudonyms).map(kinds)
+    table["kind"] = table["user_id"].map(kinds)
     table = table.dropna(subset=["kind"])  # the measurement's own user is nobody's type
     troll = ~table["kind"].str.startswith("helper").to_numpy()
     red_teamer = table["kind"].str.endswith("/redteam").to_numpy()
@@ -94,11 +93,11 @@ def main() -> None:
     cuts = []
     for arm in map(Path, args.arms):
         engine = make_engine(str(arm / "alignloop.db"))
-        tables = load_store(engine)
+        tables, cuts_of_arm = load_store(engine), round_cuts(engine)
         engine.dispose()
         tables.messages["p_unsafe"] = score_messages(tables.messages, classifier, 2048)
-        kinds = truth(arm)
-        for number, last in round_cuts(arm):
+        kinds = tables.users.set_index("user_id")["pseudonym"].map(truth(arm))
+        for number, last in cuts_of_arm:
             row = {"arm": str(arm), "round": number}
             for name, options in SETTINGS.items():
                 row[name] = score_cut(tables, last, kinds, options)
