@@ -331,9 +331,11 @@ def test_thumbs_consensus_sees_a_reply_cut_off_mid_sentence():
 
 def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
     """Everyday raters like finished replies and dislike cut-off ones; two flippers do the
-    opposite. Two honest red-teamers dislike the finished, fluent compliance they draw out and
-    like the short refusals: held against the everyday raters' consensus they would look like
-    flippers. Their thumbs are left out of it, so the flippers alone are distrusted."""
+    opposite. Three honest red-teamers dislike the finished, fluent compliance they draw out
+    and like the short refusals; a fourth red-teamer flips that. Held against the everyday
+    raters' consensus the honest red-teamers would look like flippers; left out of it, they
+    are trusted and so is the flipping red-teamer; held apart, against the other red-teamers'
+    thumbs, the flipping red-teamer alone among them is distrusted."""
     import pandas as pd
 
     from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust, everyday_feedback
@@ -341,7 +343,7 @@ def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
     rng = np.random.default_rng(11)
     words = ["tea", "rain", "maps", "music", "chess", "bread", "garden", "river", "lamp", "coat"]
     messages, feedback = [], []
-    for user in range(14):
+    for user in range(16):
         red_teamer = user >= 12
         for turn in range(8):
             message_id = user * 100 + turn
@@ -350,7 +352,8 @@ def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
             text = f"{body}." if finished else body
             if red_teamer:  # a fluent compliance, or a cut-off refusal
                 text = f"Sure, here is how: {body}." if finished else f"I won't help with {body}"
-            liked = finished != (user < 2 or red_teamer)  # users 0-1 flip; red-teamers judge harm
+            flips = user < 2 or user == 15  # users 0-1 and red-teamer 15 flip
+            liked = (finished != red_teamer) != flips  # red-teamers judge harm
             mode = "redteam" if red_teamer else "chat"
             messages.append((message_id, user, mode, "bot", 0.0, text))
             feedback.append((message_id, user, "like" if liked else "dislike", None))
@@ -360,7 +363,12 @@ def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
     feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
     labels = pd.DataFrame(columns=["message_id", "user_id", "label"])
     assert set(everyday_feedback(feedback, messages)["user_id"]) == set(range(12))
-    table = deployment_trust(messages, feedback, labels, DeploymentTrustConfig())
-    trusted = table.set_index("user_id")["trusted"]
-    assert not trusted[[0, 1]].any()
-    assert trusted[2:].all()  # the everyday helpers and both red-teamers
+
+    def trusted(red_team_thumbs: str) -> pd.Series:
+        config = DeploymentTrustConfig(red_team_thumbs=red_team_thumbs)
+        return deployment_trust(messages, feedback, labels, config).set_index("user_id")["trusted"]
+
+    left_out, apart, with_everyday = trusted("left_out"), trusted("apart"), trusted("with_everyday")
+    assert not left_out[[0, 1]].any() and left_out[2:].all()
+    assert not apart[[0, 1, 15]].any() and apart[2:15].all()
+    assert not with_everyday[[12, 13, 14]].any()

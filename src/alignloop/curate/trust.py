@@ -253,7 +253,7 @@ class DeploymentTrustConfig(BaseModel):
         "binomial tail halve a user's trust).",
     )
     max_troll_score: float = Field(
-        0.35, ge=0, le=1, description="Users whose troll score is above this are distrusted."
+        0.45, ge=0, le=1, description="Users whose troll score is above this are distrusted."
     )
     judge_red_teaming: bool = Field(
         True,
@@ -276,6 +276,19 @@ class DeploymentTrustConfig(BaseModel):
         "P(unsafe) of the reply ('classifier'), or the labels the other users gave to replies "
         "like it ('peers': a model on the replies' words trained on the other users' labels, "
         "as for thumbs), which can learn the compliance a profanity-style classifier misses.",
+    )
+    thumbs_features: Literal["words_and_shape", "words"] = Field(
+        "words_and_shape",
+        description="What the model of the other users' thumbs sees of a reply: its words and "
+        "its shape (whether it ends a sentence, its length), or its words alone. People "
+        "dislike a reply cut off at the length limit, which words alone cannot show.",
+    )
+    red_team_thumbs: Literal["apart", "left_out", "with_everyday"] = Field(
+        "apart",
+        description="How the thumbs given in red-team conversations are judged: 'apart' (held "
+        "to the other red-teamers' thumbs on red-team replies, in a model of their own), "
+        "'left_out', or 'with_everyday' (held to everyday raters, whose consensus an honest "
+        "red-teamer, disliking the fluent compliance they would like, seems to flip).",
     )
 
 
@@ -347,6 +360,9 @@ def words_and_shape(texts: list[str]):
     from scipy.sparse import hstack
 
     return hstack([hashed_words(texts), reply_shape(texts)]).tocsr()
+
+
+FEATURIZERS = {"words_and_shape": words_and_shape, "words": hashed_words}
 
 
 def peer_consensus(
@@ -460,13 +476,33 @@ def like_share_typicality(feedback: pd.DataFrame, min_events: int) -> pd.Series:
     return pd.Series(np.where(counts >= min_events, np.minimum(tail, 1.0), 1.0), counts.index)
 
 
-def everyday_feedback(feedback: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
-    """The feedback given outside red-team conversations: what the thumbs consensus and the
-    like-share test judge. Both model how people thumb everyday replies; a red-teamer rates the
-    answers to attacks, where an honest one dislikes the finished, fluent compliance that
-    everyday raters would like, and so looked like a flipper."""
+def in_red_team(feedback: pd.DataFrame, messages: pd.DataFrame) -> np.ndarray:
+    """Per feedback row, whether it was given in a red-team conversation."""
     mode = feedback["message_id"].map(messages.set_index("message_id")["mode"])
-    return feedback[(mode != "redteam").to_numpy()]
+    return (mode == "redteam").to_numpy()
+
+
+def everyday_feedback(feedback: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """The feedback given outside red-team conversations: what the like-share test judges, and
+    the thumbs consensus of everyday raters. A red-teamer rates the answers to attacks, where an
+    honest one dislikes the finished, fluent compliance that everyday raters would like."""
+    return feedback[~in_red_team(feedback, messages)]
+
+
+def judged_thumbs(
+    feedback: pd.DataFrame, messages: pd.DataFrame, texts: pd.Series, config
+) -> pd.DataFrame:
+    """The thumbs consensus acts (`thumbs_consensus`), red-team thumbs as
+    `config.red_team_thumbs` says: held to everyday raters, left out, or held apart to the
+    other red-teamers' (a model of their own)."""
+    featurize = FEATURIZERS[config.thumbs_features]
+    if config.red_team_thumbs == "with_everyday":
+        return thumbs_consensus(feedback, texts, featurize=featurize)
+    red_team = in_red_team(feedback, messages)
+    groups = [feedback[~red_team]] + (
+        [feedback[red_team]] if config.red_team_thumbs == "apart" else []
+    )
+    return pd.concat([thumbs_consensus(group, texts, featurize=featurize) for group in groups])
 
 
 def deployment_trust(
@@ -486,7 +522,7 @@ def deployment_trust(
     pseudo, empirical = config.smoothing, config.empirical_smoothing
     classifier, classifier_prior = _smoothed_mean(acts, users, pseudo, empirical)
     everyday = everyday_feedback(feedback, messages)
-    thumbs = thumbs_consensus(everyday, texts)
+    thumbs = judged_thumbs(feedback, messages, texts, config)
     others, others_prior = _smoothed_mean(thumbs, users, pseudo, empirical)
     peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, pseudo, empirical)
     human = messages[messages["sender"] == "human"]
@@ -495,7 +531,8 @@ def deployment_trust(
     table["classifier_agreement"] = classifier
     table["thumbs_agreement"] = others
     table["label_agreement"] = peers
-    typicality = like_share_typicality(everyday, config.min_feedback).reindex(users).fillna(1.0)
+    shared = feedback if config.red_team_thumbs == "with_everyday" else everyday
+    typicality = like_share_typicality(shared, config.min_feedback).reindex(users).fillna(1.0)
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
     table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)

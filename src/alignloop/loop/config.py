@@ -40,7 +40,7 @@ class LoopConfig(Settings):
         "the unfiltered arm of the comparison).",
     )
     max_troll_score: float = Field(
-        0.35, ge=0, le=1, description="With troll_filter: users above this troll score are out."
+        0.45, ge=0, le=1, description="With troll_filter: users above this troll score are out."
     )
     judge_red_teaming: bool = Field(
         True,
@@ -58,6 +58,16 @@ class LoopConfig(Settings):
         "classifier",
         description="What people's safety labels are held against: the classifier, or the "
         "other users' labels of replies like it (see `alignloop curate --help`).",
+    )
+    red_team_thumbs: Literal["apart", "left_out", "with_everyday"] = Field(
+        "apart",
+        description="Trust: how thumbs given in red-team conversations are judged (see "
+        "`alignloop curate --help`).",
+    )
+    thumbs_features: Literal["words_and_shape", "words"] = Field(
+        "words_and_shape",
+        description="Trust: what the model of the other users' thumbs sees of a reply (see "
+        "`alignloop curate --help`).",
     )
     min_examples: int = Field(
         8, ge=1, description="Fewest new labelled replies a round trains on; fewer ends it early."

@@ -35,6 +35,8 @@ def curate(config: LoopConfig, plan: RoundPlan, report: Progress) -> dict[str, A
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
         min_scale=config.min_scale,
+        red_team_thumbs=config.red_team_thumbs,
+        thumbs_features=config.thumbs_features,
         kinds=list(ROUND_KINDS),
     )
     result = run_curation(settings, lambda name, done, total: report(f"curate {name}", done, total))
