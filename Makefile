@@ -48,6 +48,7 @@ bench: install
 	$(PY) benchmarks/synth_almost.py
 	$(PY) benchmarks/loop_demo.py
 	$(PY) benchmarks/loop_trust.py benchmarks/results/loop-demo/troll-filtered benchmarks/results/loop-demo/unfiltered
+	$(PY) benchmarks/trust_seeds.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,6 +23,15 @@ from common import device_name
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = {
+    "session 32 (words only, red-team thumbs with everyday ones, 0.35)": {
+        "thumbs_features": "words",
+        "red_team_thumbs": "with_everyday",
+        "max_troll_score": 0.35,
+    },
+    "session 33 (red-team thumbs left out, 0.35)": {
+        "red_team_thumbs": "left_out",
+        "max_troll_score": 0.35,
+    },
     "default": {},
     "judge_red_teaming false": {"judge_red_teaming": False},
     "labels_judged_by peers": {"labels_judged_by": "peers"},
@@ -76,7 +85,38 @@ def score_cut(tables, last: int, kinds: pd.Series, options: dict) -> dict:
         "helpers_distrusted": int((out & ~troll).sum()),
         "red_teaming_helpers_distrusted": int((out & ~troll & red_teamer).sum()),
         "auc": ranking_auc(table["troll_score"].to_numpy(), troll),
+        "scores": table[["kind", "troll_score"]].round(4).to_numpy().tolist(),
     }
+
+
+def score_arm(arm: Path, cuts_of_arm: list[tuple[int, int]] | None = None) -> list[dict]:
+    """Every setting's trust on every round's cut of an arm folder's store (the loop's rounds,
+    or the given (round, last message id) cuts)."""
+    from alignloop.curate.load import load_store
+    from alignloop.curate.run import score_messages
+    from alignloop.safety.classifiers import load_classifier
+    from alignloop.store.db import make_engine
+
+    engine = make_engine(str(arm / "alignloop.db"))
+    tables = load_store(engine)
+    cuts_of_arm = round_cuts(engine) if cuts_of_arm is None else cuts_of_arm
+    engine.dispose()
+    tables.messages["p_unsafe"] = score_messages(
+        tables.messages, load_classifier("profanity"), 2048
+    )
+    kinds = tables.users.set_index("user_id")["pseudonym"].map(truth(arm))
+    rows = []
+    for number, last in cuts_of_arm:
+        row = {"arm": str(arm), "round": number}
+        for name, options in SETTINGS.items():
+            row[name] = score_cut(tables, last, kinds, options)
+        rows.append(row)
+        print(arm.name, number, json.dumps({n: without_scores(row[n]) for n in SETTINGS}))
+    return rows
+
+
+def totals(cuts: list[dict]) -> dict:
+    return {name: summed([row[name] for row in cuts]) for name in SETTINGS}
 
 
 def main() -> None:
@@ -84,34 +124,19 @@ def main() -> None:
     parser.add_argument("arms", nargs="+", help="Arm folders of loop_demo.py's work folder.")
     parser.add_argument("--out", default=str(HERE / "results" / "loop_trust.json"))
     args = parser.parse_args()
-    from alignloop.curate.load import load_store
-    from alignloop.curate.run import score_messages
-    from alignloop.safety.classifiers import load_classifier
-    from alignloop.store.db import make_engine
-
-    classifier = load_classifier("profanity")
-    cuts = []
-    for arm in map(Path, args.arms):
-        engine = make_engine(str(arm / "alignloop.db"))
-        tables, cuts_of_arm = load_store(engine), round_cuts(engine)
-        engine.dispose()
-        tables.messages["p_unsafe"] = score_messages(tables.messages, classifier, 2048)
-        kinds = tables.users.set_index("user_id")["pseudonym"].map(truth(arm))
-        for number, last in cuts_of_arm:
-            row = {"arm": str(arm), "round": number}
-            for name, options in SETTINGS.items():
-                row[name] = score_cut(tables, last, kinds, options)
-            cuts.append(row)
-            print(arm.name, number, json.dumps({n: row[n] for n in SETTINGS}))
-    totals = {name: summed([row[name] for row in cuts]) for name in SETTINGS}
-    result = {"cuts": cuts, "totals": totals, "device": device_name()}
+    cuts = [row for arm in map(Path, args.arms) for row in score_arm(arm)]
+    result = {"cuts": cuts, "totals": totals(cuts), "device": device_name()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(totals, indent=2))
+    print(json.dumps(result["totals"], indent=2))
+
+
+def without_scores(scored: dict) -> dict:
+    return {key: value for key, value in scored.items() if key != "scores"}
 
 
 def summed(rows: list[dict]) -> dict:
-    counts = {key: sum(r[key] for r in rows) for key in rows[0] if key != "auc"}
+    counts = {key: sum(r[key] for r in rows) for key in rows[0] if key not in ("auc", "scores")}
     aucs = [r["auc"] for r in rows if r["auc"] is not None]
     return counts | {"mean_auc": round(float(np.mean(aucs)), 3) if aucs else None}
 
