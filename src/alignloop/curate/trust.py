@@ -490,7 +490,7 @@ def everyday_feedback(feedback: pd.DataFrame, messages: pd.DataFrame) -> pd.Data
 
 
 def judged_thumbs(
-    feedback: pd.DataFrame, messages: pd.DataFrame, texts: pd.Series, config
+    feedback: pd.DataFrame, messages: pd.DataFrame, texts: pd.Series, config: DeploymentTrustConfig
 ) -> pd.DataFrame:
     """The thumbs consensus acts (`thumbs_consensus`), red-team thumbs as
     `config.red_team_thumbs` says: held to everyday raters, left out, or held apart to the
