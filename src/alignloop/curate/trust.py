@@ -490,15 +490,14 @@ def everyday_feedback(feedback: pd.DataFrame, messages: pd.DataFrame) -> pd.Data
 
 
 def judged_thumbs(
-    feedback: pd.DataFrame, messages: pd.DataFrame, texts: pd.Series, config: DeploymentTrustConfig
+    feedback: pd.DataFrame, red_team: np.ndarray, texts: pd.Series, config: DeploymentTrustConfig
 ) -> pd.DataFrame:
-    """The thumbs consensus acts (`thumbs_consensus`), red-team thumbs as
-    `config.red_team_thumbs` says: held to everyday raters, left out, or held apart to the
-    other red-teamers' (a model of their own)."""
+    """The thumbs consensus acts (`thumbs_consensus`), the thumbs given in red-team
+    conversations (`red_team`, per feedback row) as `config.red_team_thumbs` says: held to
+    everyday raters, left out, or held apart to the other red-teamers' (a model of their own)."""
     featurize = FEATURIZERS[config.thumbs_features]
     if config.red_team_thumbs == "with_everyday":
         return thumbs_consensus(feedback, texts, featurize=featurize)
-    red_team = in_red_team(feedback, messages)
     groups = [feedback[~red_team]] + (
         [feedback[red_team]] if config.red_team_thumbs == "apart" else []
     )
@@ -521,8 +520,8 @@ def deployment_trust(
     texts = messages.set_index("message_id")["text"]
     pseudo, empirical = config.smoothing, config.empirical_smoothing
     classifier, classifier_prior = _smoothed_mean(acts, users, pseudo, empirical)
-    everyday = everyday_feedback(feedback, messages)
-    thumbs = judged_thumbs(feedback, messages, texts, config)
+    red_team = in_red_team(feedback, messages)
+    thumbs = judged_thumbs(feedback, red_team, texts, config)
     others, others_prior = _smoothed_mean(thumbs, users, pseudo, empirical)
     peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, pseudo, empirical)
     human = messages[messages["sender"] == "human"]
@@ -531,7 +530,7 @@ def deployment_trust(
     table["classifier_agreement"] = classifier
     table["thumbs_agreement"] = others
     table["label_agreement"] = peers
-    shared = feedback if config.red_team_thumbs == "with_everyday" else everyday
+    shared = feedback if config.red_team_thumbs == "with_everyday" else feedback[~red_team]
     typicality = like_share_typicality(shared, config.min_feedback).reindex(users).fillna(1.0)
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
