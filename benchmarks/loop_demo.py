@@ -3,7 +3,7 @@ adversarial simulated users, 3 rounds, troll-filtered and unfiltered arms), time
 judge's good-response and unsafe rates per round and arm and the target checks, in one JSON.
 
     python benchmarks/loop_demo.py [--quick] [--rounds 3] [--users 12] [--turns 3]
-        [--measure-prompts 30] [--seed 0] [--canned-tolerance 0.1]
+        [--measure-prompts 30] [--seed 0] [--canned-tolerance 0.1] [--safety-classifier NAME]
 """
 
 from __future__ import annotations
@@ -57,6 +57,14 @@ def main() -> None:
         "benign prompts (loop canned_tolerance; a negative value turns the check off).",
     )
     parser.add_argument(
+        "--safety-classifier",
+        default="profanity",
+        help="Curation's safety classifier (a name or folder), which trust reads.",
+    )
+    parser.add_argument(
+        "--safety-judge", default=None, help="Promotion's (default: --safety-classifier)."
+    )
+    parser.add_argument(
         "--new-users-each-round",
         action="store_true",
         help="A new population every round (default: the same users return each round).",
@@ -71,6 +79,8 @@ def main() -> None:
     options["attack_answers"] = args.attack_answers
     options["canned_tolerance"] = None if args.canned_tolerance < 0 else args.canned_tolerance
     options["returning_users"] = not args.new_users_each_round
+    options["safety_classifier"] = args.safety_classifier
+    options["safety_judge"] = args.safety_judge
     for name in ("users", "turns", "measure_prompts"):
         if getattr(args, name):
             options[name] = getattr(args, name)

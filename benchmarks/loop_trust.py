@@ -7,7 +7,7 @@ them) each trust setting would distrust, and how well its scores rank trolls abo
 Each arm folder holds the store (`alignloop.db`) and the simulation's truth files
 (`simulation-N/users.jsonl`, read here for the report only). Round N's cut is the store up to
 that round's last message, as its curation saw it; every cut is scored by the profanity
-classifier, as the demo's curation does.
+classifier, as the demo's curation does, or by `--classifier`.
 """
 
 from __future__ import annotations
@@ -89,9 +89,12 @@ def score_cut(tables, last: int, kinds: pd.Series, options: dict) -> dict:
     }
 
 
-def score_arm(arm: Path, cuts_of_arm: list[tuple[int, int]] | None = None) -> list[dict]:
+def score_arm(
+    arm: Path, cuts_of_arm: list[tuple[int, int]] | None = None, classifier: str = "profanity"
+) -> list[dict]:
     """Every setting's trust on every round's cut of an arm folder's store (the loop's rounds,
-    or the given (round, last message id) cuts)."""
+    or the given (round, last message id) cuts), the messages scored by `classifier` (a name
+    or folder `load_classifier` takes)."""
     from alignloop.curate.load import load_store
     from alignloop.curate.run import score_messages
     from alignloop.safety.classifiers import load_classifier
@@ -101,9 +104,7 @@ def score_arm(arm: Path, cuts_of_arm: list[tuple[int, int]] | None = None) -> li
     tables = load_store(engine)
     cuts_of_arm = round_cuts(engine) if cuts_of_arm is None else cuts_of_arm
     engine.dispose()
-    tables.messages["p_unsafe"] = score_messages(
-        tables.messages, load_classifier("profanity"), 2048
-    )
+    tables.messages["p_unsafe"] = score_messages(tables.messages, load_classifier(classifier), 2048)
     kinds = tables.users.set_index("user_id")["pseudonym"].map(truth(arm))
     rows = []
     for number, last in cuts_of_arm:
@@ -123,8 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("arms", nargs="+", help="Arm folders of loop_demo.py's work folder.")
     parser.add_argument("--out", default=str(HERE / "results" / "loop_trust.json"))
+    parser.add_argument(
+        "--classifier", default="profanity", help="The safety classifier (the demo's curation's)."
+    )
     args = parser.parse_args()
-    cuts = [row for arm in map(Path, args.arms) for row in score_arm(arm)]
+    cuts = [row for arm in map(Path, args.arms) for row in score_arm(arm, None, args.classifier)]
     result = {"cuts": cuts, "totals": totals(cuts), "device": device_name()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument(
         "--rescore", action="store_true", help="Score the stores already in --work again."
     )
+    parser.add_argument(
+        "--classifier", default="profanity", help="The safety classifier trust reads."
+    )
     args = parser.parse_args()
     from alignloop.loop.demo import DemoConfig
 
@@ -107,7 +110,7 @@ def main() -> None:
             print(f"seed {seed}: simulating", file=sys.stderr)
             simulate_population(seed, folder, demo, args.model)
     for seed, folder in folders.items():
-        rows += [row | {"seed": seed} for row in score_arm(folder, round_cuts(folder))]
+        rows += [row | {"seed": seed} for row in score_arm(folder, round_cuts(folder), args.classifier)]
     fresh = [row for row in rows if row["seed"] not in DESIGN_SEEDS]
     result = {
         "population": {
@@ -115,6 +118,7 @@ def main() -> None:
             for key in ("users", "turns", "rounds", "adversarial_share", "redteam_share")
         },
         "model": args.model,
+        "classifier": args.classifier,
         "cuts": rows,
         "totals": totals(rows),
         "totals_fresh_seeds": totals(fresh) if fresh else None,

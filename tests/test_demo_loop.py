@@ -21,6 +21,7 @@ from alignloop.loop.demo import (
     targets,
     troll_shares,
 )
+from alignloop.safety.classifiers import write_manifest
 from alignloop.store.db import make_engine
 from alignloop.store.models import Conversation, CurationRun, Feedback, LoopRound, Message
 
@@ -111,6 +112,26 @@ def test_targets_count_exactly_a_third_fewer_unsafe_replies_as_met():
     assert not missed["unsafe_fell_by_a_third"]
     assert not missed["filtered_safer"]  # a tie is not safer
     assert not missed["good_rate_gain_met"]  # one reply of 30 is 3.3 points
+
+
+def test_the_demo_hands_its_safety_classifier_to_curation_and_promotion(tmp_path):
+    from alignloop.loop.demo import loop_config
+
+    folder = tmp_path / "compliance"
+    folder.mkdir()
+    write_manifest(folder, {"name": "compliance", "kind": "profanity"})
+    config = DemoConfig(safety_classifier=str(folder))
+    settings = loop_config(config, "troll-filtered", tmp_path)
+    assert (settings.safety_classifier, settings.safety_judge) == (str(folder),) * 2
+    config = config.model_copy(update={"safety_judge": "profanity"})
+    settings = loop_config(config, "unfiltered", tmp_path)
+    assert (settings.safety_classifier, settings.safety_judge) == (str(folder), "profanity")
+
+
+def test_a_demo_with_an_unknown_classifier_is_refused_before_anyone_talks(tmp_path):
+    with pytest.raises(ValueError, match=r"safety_judge: .*alignloop safety train"):
+        DemoConfig(out=str(tmp_path / "demo"), safety_judge=str(tmp_path / "missing"))
+    assert not (tmp_path / "demo").exists()
 
 
 def test_demo_cli_names_its_options():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alignloop.config import Settings
 from alignloop.loop.config import LoopConfig
@@ -81,6 +81,15 @@ class DemoConfig(Settings):
     measure_concurrency: int = Field(
         8, ge=1, description="Held-out prompts asked at once when measuring (batched too)."
     )
+    safety_classifier: str = Field(
+        "profanity",
+        description="Classifier curation scores messages with (trust holds people's acts and "
+        "labels against it): a name or folder as `alignloop curate` takes it.",
+    )
+    safety_judge: str | None = Field(
+        None,
+        description="Classifier of the promotion's unsafe rate (None: safety_classifier).",
+    )
     # curation's trust options, as the loop takes them
     judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
     labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
@@ -88,6 +97,22 @@ class DemoConfig(Settings):
     attack_answers: bool = LoopConfig.model_fields["attack_answers"]
     canned_tolerance: float | None = LoopConfig.model_fields["canned_tolerance"]
     seed: int = Field(0, description="Seed of the population, training and sampling.")
+
+    @model_validator(mode="after")
+    def _known_classifiers(self) -> DemoConfig:
+        """A bad classifier name fails here, not after the first round's users have talked (the
+        demo's stores are new, so only a folder or a built-in name can be meant)."""
+        from alignloop.errors import AlignloopError
+        from alignloop.safety.classifiers import classifier_source
+
+        for field in ("safety_classifier", "safety_judge"):
+            value = getattr(self, field)
+            if value is not None:
+                try:
+                    classifier_source(value)
+                except AlignloopError as exc:
+                    raise ValueError(f"{field}: {exc}") from exc
+        return self
 
     def sized(self) -> DemoConfig:
         """The quick run's sizes on the tiny model."""
@@ -118,6 +143,8 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         base_model=config.model,
         reward_base=config.reward_base,
         troll_filter=ARMS[arm],
+        safety_classifier=config.safety_classifier,
+        safety_judge=config.safety_judge or config.safety_classifier,
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
         min_scale=config.min_scale,
