@@ -111,3 +111,15 @@ def test_the_topic_gate_fires_on_sensitive_topics_at_its_own_threshold():
 def test_canned_replies_refuse_an_unknown_style():
     with pytest.raises(ValueError, match="non_sequitur"):
         CannedReplies("shrug")
+
+
+def test_a_conversation_gets_the_same_canned_topic_whatever_order_turns_arrive_in():
+    conversations = [
+        [{"role": "user", "content": f"insult number {i}, you idiot"}] for i in range(12)
+    ]
+    first, second = (SafetyGate(ProfanityClassifier(), 0.5, CannedReplies(), seed=3) for _ in "ab")
+    replies = [first.canned_reply(c) for c in conversations]
+    assert [second.canned_reply(c) for c in reversed(conversations)] == replies[::-1]
+    assert len(set(replies)) > 3  # the topic still varies between conversations
+    other_seed = SafetyGate(ProfanityClassifier(), 0.5, CannedReplies(), seed=4)
+    assert [other_seed.canned_reply(c) for c in conversations] != replies

@@ -233,9 +233,11 @@ def test_comparison_hides_the_models_until_the_vote(server):
 
 
 def test_profane_input_gets_a_canned_reply_that_is_logged_and_labelled(server):
-    with new_client(server) as http:
+    with new_client(server) as http, new_client(server) as other:
         reply = chat(http, "you are a fucking idiot")
         assert reply["choices"][0]["message"]["content"].startswith("Hey, do you want to talk")
+        again = chat(other, "you are a fucking idiot")  # the same conversation, the same topic
+        assert again["choices"][0]["message"] == reply["choices"][0]["message"]
         assert reply["choices"][0]["finish_reason"] == "content_filter"
         agree = http.post(
             "/api/feedback", json={"message_id": reply["id"], "kind": "sensitive_agree"}

@@ -8,6 +8,7 @@ in batches (`apply_batch`), so a two-stage model measured offline is the one use
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class SafetyGate:
         self.threshold = threshold
         self.canned = canned
         self.topic = topic
+        self._seed = seed
         self._rng = random.Random(seed)
 
     @property
@@ -112,14 +114,21 @@ class SafetyGate:
     def check_output(self, context: Sequence[ChatMessage], reply: str) -> GateCheck:
         return self._checks("output", [(context, reply)])[0]
 
-    def canned_reply(self) -> str:
-        return self.canned.pick(self._rng)
+    def canned_reply(self, context: Sequence[ChatMessage] | None = None) -> str:
+        """The canned reply. Given the conversation it answers, its topic follows from that
+        conversation and the gate's seed: the same conversation gets the same topic whatever
+        order concurrent turns reached the gate in (so a served deployment, and two arms of the
+        demo talking to one model, replay alike)."""
+        if context is None:
+            return self.canned.pick(self._rng)
+        return self.canned.pick(random.Random(conversation_seed(context, self._seed)))
 
     def apply_batch(
         self, contexts: Sequence[Sequence[ChatMessage]], replies: Sequence[str]
     ) -> list[GateOutcome]:
         """The two-stage model over many turns at once: each candidate reply, or a canned
-        reply where the last context turn or the candidate fired."""
+        reply where the last context turn or the candidate fired. Topics are drawn in the
+        batch's order from the gate's seed, as the safety benchmark's figures were measured."""
         inputs = self._checks("input", [(c[:-1], c[-1]["content"]) for c in contexts])
         outputs = self._checks("output", list(zip(contexts, replies, strict=True)))
         outcomes = []
@@ -140,6 +149,12 @@ class SafetyGate:
         if score >= self.threshold:
             return True
         return topic_score is not None and topic_score >= self.topic.threshold
+
+
+def conversation_seed(context: Sequence[ChatMessage], seed: int) -> int:
+    """A stable number from a conversation's turns and a seed (the same in every process)."""
+    text = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in context)
+    return int.from_bytes(hashlib.sha256(f"{seed}\x1d{text}".encode()).digest()[:8], "big")
 
 
 def build_gate(

@@ -143,14 +143,14 @@ class ChatService:
     async def _reply(self, backend, turn: _Pending) -> tuple[str, str, tuple[int, int], float]:
         """(reply, finish_reason, (prompt, completion) tokens, generation ms), gated both ways."""
         if self._input_fires(turn):
-            return self.s.gate.canned_reply(), "content_filter", (0, 0), 0.0
+            return self.s.gate.canned_reply(turn.context), "content_filter", (0, 0), 0.0
         started = time.perf_counter()
         completion = (await run_in_threadpool(backend.generate, [turn.context], turn.params))[0][0]
         generation_ms = (time.perf_counter() - started) * 1000
         reply, finish = completion.text, completion.finish_reason
         usage = (completion.prompt_tokens, completion.completion_tokens)
         if self._output_fires(turn, reply):
-            reply, finish = self.s.gate.canned_reply(), "content_filter"
+            reply, finish = self.s.gate.canned_reply(turn.context), "content_filter"
         return reply, finish, usage, generation_ms
 
     async def stream(
@@ -176,14 +176,15 @@ class ChatService:
         shown, finish = "", "stop"
         try:
             if self._input_fires(turn):
-                shown, finish = self.s.gate.canned_reply(), "content_filter"
+                shown, finish = self.s.gate.canned_reply(turn.context), "content_filter"
                 yield shown, None
             else:
                 stream = await run_in_threadpool(backend.stream, turn.context, turn.params)
                 try:
                     async for delta in iterate_in_threadpool(iter(stream)):
                         if self._output_fires(turn, shown + delta):
-                            canned = ("\n\n" if shown else "") + self.s.gate.canned_reply()
+                            canned = self.s.gate.canned_reply(turn.context)
+                            canned = ("\n\n" if shown else "") + canned
                             shown, finish = shown + canned, "content_filter"
                             yield canned, None
                             break
