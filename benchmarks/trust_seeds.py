@@ -110,7 +110,9 @@ def main() -> None:
             print(f"seed {seed}: simulating", file=sys.stderr)
             simulate_population(seed, folder, demo, args.model)
     for seed, folder in folders.items():
-        rows += [row | {"seed": seed} for row in score_arm(folder, round_cuts(folder), args.classifier)]
+        rows += [
+            row | {"seed": seed} for row in score_arm(folder, round_cuts(folder), args.classifier)
+        ]
     fresh = [row for row in rows if row["seed"] not in DESIGN_SEEDS]
     result = {
         "population": {

@@ -15,7 +15,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alignloop.errors import AlignloopError, ConfigError
+from alignloop.errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -100,15 +100,12 @@ class ServeConfig(Settings):
 
     @model_validator(mode="after")
     def _known_gates(self) -> ServeConfig:
-        from alignloop.safety.classifiers import classifier_source
+        from alignloop.safety.classifiers import checked_source
 
         for field in ("safety_gate", "topic_gate"):
             value = getattr(self, field)
             if value != "off":
-                try:
-                    classifier_source(value, self.db)
-                except AlignloopError as exc:
-                    raise ValueError(f"{field}: {exc}") from exc
+                checked_source(field, value, self.db)
         if self.loop_config and not Path(self.loop_config).is_file():
             raise ValueError(
                 f"loop_config: {self.loop_config} is not a file; write one like configs/loop.yaml"

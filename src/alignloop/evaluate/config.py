@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from alignloop.config import Settings
-from alignloop.errors import AlignloopError
 from alignloop.evaluate.prompts import DEFAULT_DATA_DIR, HH_EVAL_OFFSET
 
 
@@ -97,17 +96,14 @@ class SafetyEvalConfig(Settings):
 
     @model_validator(mode="after")
     def _independent_judge(self) -> SafetyEvalConfig:
-        from alignloop.safety.classifiers import classifier_source
+        from alignloop.safety.classifiers import checked_source
 
         sources: dict[str, str] = {}
         for field in ("gate", "topic_gate", "judge"):
             value = getattr(self, field)
             if value == "off" and field != "judge":
                 continue
-            try:
-                sources[field] = classifier_source(value, self.db)
-            except AlignloopError as exc:
-                raise ValueError(f"{field}: {exc}") from exc
+            sources[field] = checked_source(field, value, self.db)
         for field in ("gate", "topic_gate"):
             if field in sources and same_classifier(sources[field], sources["judge"]):
                 raise ValueError(

@@ -102,16 +102,12 @@ class DemoConfig(Settings):
     def _known_classifiers(self) -> DemoConfig:
         """A bad classifier name fails here, not after the first round's users have talked (the
         demo's stores are new, so only a folder or a built-in name can be meant)."""
-        from alignloop.errors import AlignloopError
-        from alignloop.safety.classifiers import classifier_source
+        from alignloop.safety.classifiers import checked_source
 
         for field in ("safety_classifier", "safety_judge"):
             value = getattr(self, field)
             if value is not None:
-                try:
-                    classifier_source(value)
-                except AlignloopError as exc:
-                    raise ValueError(f"{field}: {exc}") from exc
+                checked_source(field, value)
         return self
 
     def sized(self) -> DemoConfig:

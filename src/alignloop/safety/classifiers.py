@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from alignloop.backends.base import ChatMessage
-from alignloop.errors import InvalidInput, NotFound
+from alignloop.errors import AlignloopError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,6 +152,14 @@ def classifier_source(spec: str, db: str | None = None) -> str:
         "`alignloop safety train`",
         "classifier",
     )
+
+
+def checked_source(field: str, spec: str, db: str | None = None) -> str:
+    """`classifier_source` for a config's validator: the error names the config field."""
+    try:
+        return classifier_source(spec, db)
+    except AlignloopError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
 
 
 def _promoted(db: str) -> str:
