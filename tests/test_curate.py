@@ -171,6 +171,33 @@ def test_the_run_its_trust_scores_and_datasets_are_recorded(store, tmp_path):
         assert "classifier_agreement" in shown[0]["signals"]
 
 
+def test_users_without_consent_neither_get_nor_move_trust_scores(store, tmp_path):
+    """An evaluator asking held-out prompts without consent (the demo's measuring user) must
+    not shift the population means the consenting users are measured against."""
+    engine, db, ids = store
+
+    def scores(out: str) -> dict[int, float]:
+        run_id = curate(CurateConfig(db=str(db), out=str(tmp_path / out))).run_id
+        with Session(engine) as s:
+            rows = s.scalars(select(TrustScore).where(TrustScore.run_id == run_id)).all()
+            return {t.user_id: t.troll_score for t in rows}
+
+    with Session(engine) as s, s.begin():
+        edgy = user_for_token(s, "edgy-token")  # half harmless, half abuse
+        set_consent(s, edgy.id, True, True)
+        for i in range(6):
+            _chat(s, edgy, f"{UNSAFE} {i}" if i % 2 else f"what is rain {i}?", "Hmm.")
+    before = scores("before")
+    with Session(engine) as s, s.begin():
+        evaluator = user_for_token(s, "evaluator-token")
+        set_consent(s, evaluator.id, False, False)
+        for i in range(30):  # all harmless: were they counted, everyone else would look worse
+            _chat(s, evaluator, f"how do plants grow {i}?", f"A calm answer {i}.")
+    after = scores("after")
+    assert ids["shy"] not in before and evaluator.id not in after
+    assert after == before  # were they counted: the edgy user 0.72, then 0.90
+
+
 def test_a_used_out_folder_is_refused_and_the_store_untouched(store, tmp_path):
     engine, db, _ = store
     (tmp_path / "run").mkdir()

@@ -412,6 +412,24 @@ def test_bad_loop_options_name_the_field(tmp_path):
     assert config.train_config.endswith("t.yaml")
 
 
+def test_an_unknown_classifier_is_refused_before_any_round(tmp_path):
+    db = _store(tmp_path / "store.db")
+    for field in ("safety_classifier", "safety_judge"):
+        with pytest.raises(ConfigError, match="alignloop safety train") as caught:
+            load_config(LoopConfig, None, {"db": db, field: "no-such-classifier"})
+        assert caught.value.field == field
+    result = CliRunner().invoke(
+        app, ["loop", "--db", db, "--work", str(tmp_path / "rounds"), "--safety-judge", "nope"]
+    )
+    assert isinstance(result.exception, ConfigError), result.output
+    assert result.exception.field == "safety_judge"
+    assert not (tmp_path / "rounds").exists()
+    with Session(make_engine(db)) as session:
+        assert session.scalars(select(LoopRound)).first() is None
+    # 'promoted' waits for the round: a red-team round may promote a classifier before it
+    assert LoopConfig(db=db, safety_classifier="promoted").safety_classifier == "promoted"
+
+
 def test_loop_cli_runs_a_round_and_prints_its_table(tmp_path):
     db = _store(tmp_path / "store.db")
     result = CliRunner().invoke(

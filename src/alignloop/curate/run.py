@@ -162,13 +162,22 @@ def judge_replies(engine: Engine, messages: pd.DataFrame, config: CurateConfig) 
 
 
 def _trust(tables: StoreTables, config: CurateConfig) -> pd.DataFrame:
+    """Trust scores of the users who consented to training, from their own acts alone. The
+    others' data enters no dataset, so they need no score; nor may their acts move the
+    population means a consenting user is measured against (an evaluator asking held-out
+    prompts without consent would otherwise shift who is distrusted)."""
+    consenting = _consenting(tables)
     people = tables.safety_labels[tables.safety_labels["labeler_kind"] != "classifier"]
     return deployment_trust(
-        tables.messages,
-        tables.feedback,
-        people,
+        tables.messages[tables.messages["user_id"].isin(consenting)],
+        tables.feedback[tables.feedback["user_id"].isin(consenting)],
+        people[people["user_id"].isin(consenting)],
         DeploymentTrustConfig(**_fields(config, DeploymentTrustConfig)),
     )
+
+
+def _consenting(tables: StoreTables) -> set:
+    return set(tables.users.loc[tables.users["consent_training"].eq(True), "user_id"])
 
 
 def build_datasets(
@@ -180,7 +189,7 @@ def build_datasets(
     scrub: build.Scrub,
 ) -> list[tuple[build.Built, Path, str]]:
     """Build and write every asked-for dataset from the consenting users' data."""
-    consenting = set(tables.users.loc[tables.users["consent_training"].eq(True), "user_id"])
+    consenting = _consenting(tables)
     labels = labels[labels["user_id"].isin(consenting)]
     corrections = _corrections(tables, trusted, consenting, config.unsafe_threshold)
     safety = _people_safety_labels(tables, trusted, consenting)

@@ -178,6 +178,17 @@ class LoopConfig(Settings):
         return value
 
     @model_validator(mode="after")
+    def _known_classifiers(self) -> LoopConfig:
+        """An unknown classifier fails when the config is read, not at a round's curation or
+        evaluation. 'promoted' is left to the round: a red-team round may promote one later."""
+        from alignloop.safety.classifiers import checked_source
+
+        for field in ("safety_classifier", "safety_judge"):
+            if getattr(self, field) != "promoted":
+                checked_source(field, getattr(self, field), self.db)
+        return self
+
+    @model_validator(mode="after")
     def _benign_prompts_for_dullness(self) -> LoopConfig:
         from alignloop.evaluate.prompts import SET_KINDS
 

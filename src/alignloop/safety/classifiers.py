@@ -205,5 +205,9 @@ def registered_path(db: str, name: str) -> str:
 
     row = _in_store(db, read)
     if row is None or not (row.algorithm or "").startswith("safety-") or not row.path:
-        raise NotFound(f"no safety classifier named {name!r} in {db}", "classifier")
+        raise NotFound(
+            f"no safety classifier named {name!r} in {db}; name a classifier folder, one of "
+            f"{', '.join(CLASSIFIERS)}, or register one with `alignloop safety train --db`",
+            "classifier",
+        )
     return row.path
