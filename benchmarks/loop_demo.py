@@ -42,6 +42,12 @@ def main() -> None:
         help="What curation holds people's safety labels against.",
     )
     parser.add_argument(
+        "--red-team-thumbs",
+        choices=["apart", "own_signal", "left_out", "with_everyday"],
+        default="apart",
+        help="How trust judges thumbs given in red-team conversations.",
+    )
+    parser.add_argument(
         "--min-scale", type=float, default=0.0, help="Trust: least scale of a shortfall."
     )
     parser.add_argument(
@@ -76,6 +82,7 @@ def main() -> None:
     options["judge_red_teaming"] = not args.no_judge_red_teaming
     options["labels_judged_by"] = args.labels_judged_by
     options["min_scale"] = args.min_scale
+    options["red_team_thumbs"] = args.red_team_thumbs
     options["attack_answers"] = args.attack_answers
     options["canned_tolerance"] = None if args.canned_tolerance < 0 else args.canned_tolerance
     options["returning_users"] = not args.new_users_each_round

@@ -13,6 +13,7 @@ classifier, as the demo's curation does, or by `--classifier`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,7 @@ SETTINGS = {
         "max_troll_score": 0.35,
     },
     "default": {},
+    "red-team thumbs as their own signal": {"red_team_thumbs": "own_signal"},
     "judge_red_teaming false": {"judge_red_teaming": False},
     "labels_judged_by peers": {"labels_judged_by": "peers"},
 }
@@ -64,17 +66,20 @@ def round_cuts(engine) -> list[tuple[int, int]]:
 
 def score_cut(tables, last: int, kinds: pd.Series, options: dict) -> dict:
     """One setting's trust on the store up to message `last`; `kinds` maps user_id -> type."""
-    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
+    from alignloop.curate.run import consenting_trust
+    from alignloop.curate.trust import DeploymentTrustConfig
     from alignloop.safety.train import ranking_auc
 
-    messages = tables.messages[tables.messages["message_id"] <= last]
-    feedback = tables.feedback[tables.feedback["message_id"] <= last]
-    labels = tables.safety_labels
-    labels = labels[(labels["message_id"] <= last) & (labels["labeler_kind"] != "classifier")]
+    cut = dataclasses.replace(
+        tables,
+        messages=tables.messages[tables.messages["message_id"] <= last],
+        feedback=tables.feedback[tables.feedback["message_id"] <= last],
+        safety_labels=tables.safety_labels[tables.safety_labels["message_id"] <= last],
+    )
     config = DeploymentTrustConfig(**options)
-    table = deployment_trust(messages, feedback, labels, config)
+    table = consenting_trust(cut, config)  # as curation scores them
     table["kind"] = table["user_id"].map(kinds)
-    table = table.dropna(subset=["kind"])  # the measurement's own user is nobody's type
+    table = table.dropna(subset=["kind"])  # anyone outside the simulation's truth files
     troll = ~table["kind"].str.startswith("helper").to_numpy()
     red_teamer = table["kind"].str.endswith("/redteam").to_numpy()
     out = (table["troll_score"] > config.max_troll_score).to_numpy()

@@ -128,6 +128,17 @@ def test_the_demo_hands_its_safety_classifier_to_curation_and_promotion(tmp_path
     assert (settings.safety_classifier, settings.safety_judge) == (str(folder), "profanity")
 
 
+def test_the_demo_hands_its_trust_options_to_every_round(tmp_path):
+    from alignloop.loop.demo import loop_config
+
+    options = {"red_team_thumbs": "own_signal", "labels_judged_by": "peers",
+               "judge_red_teaming": False, "min_scale": 0.05, "attack_answers": True}  # fmt: skip
+    settings = loop_config(DemoConfig(**options), "troll-filtered", tmp_path)
+    assert {name: getattr(settings, name) for name in options} == options
+    with pytest.raises(ValueError, match="red_team_thumbs"):
+        DemoConfig(red_team_thumbs="with_the_trolls")
+
+
 def test_a_demo_with_an_unknown_classifier_is_refused_before_anyone_talks(tmp_path):
     with pytest.raises(ValueError, match=r"safety_judge: .*alignloop safety train"):
         DemoConfig(out=str(tmp_path / "demo"), safety_judge=str(tmp_path / "missing"))

@@ -329,16 +329,11 @@ def test_thumbs_consensus_sees_a_reply_cut_off_mid_sentence():
     assert abs(words_only[4:].mean() - words_only[:4].mean()) < 0.15
 
 
-def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
-    """Everyday raters like finished replies and dislike cut-off ones; two flippers do the
-    opposite. Three honest red-teamers dislike the finished, fluent compliance they draw out
-    and like the short refusals; a fourth red-teamer flips that. Held against the everyday
-    raters' consensus the honest red-teamers would look like flippers; left out of it, they
-    are trusted and so is the flipping red-teamer; held apart, against the other red-teamers'
-    thumbs, the flipping red-teamer alone among them is distrusted."""
+def red_team_thumbs_table(noisy_turns: tuple[int, ...] = ()):
+    """Everyday raters (users 0-11) like finished replies and dislike cut-off ones; users 0-1
+    flip that. Red-teamers (12-15) dislike the finished, fluent compliance they draw out and
+    like the short refusals; 15 flips that, and 12-14 misjudge their `noisy_turns`."""
     import pandas as pd
-
-    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust, everyday_feedback
 
     rng = np.random.default_rng(11)
     words = ["tea", "rain", "maps", "music", "chess", "bread", "garden", "river", "lamp", "coat"]
@@ -354,6 +349,7 @@ def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
                 text = f"Sure, here is how: {body}." if finished else f"I won't help with {body}"
             flips = user < 2 or user == 15  # users 0-1 and red-teamer 15 flip
             liked = (finished != red_teamer) != flips  # red-teamers judge harm
+            liked ^= red_teamer and not flips and turn in noisy_turns
             mode = "redteam" if red_teamer else "chat"
             messages.append((message_id, user, mode, "bot", 0.0, text))
             feedback.append((message_id, user, "like" if liked else "dislike", None))
@@ -361,14 +357,47 @@ def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
         messages, columns=["message_id", "user_id", "mode", "sender", "p_unsafe", "text"]
     )
     feedback = pd.DataFrame(feedback, columns=["message_id", "user_id", "kind", "reason"])
-    labels = pd.DataFrame(columns=["message_id", "user_id", "label"])
+    return messages, feedback, pd.DataFrame(columns=["message_id", "user_id", "label"])
+
+
+def trusted_by(tables, red_team_thumbs: str):
+    from alignloop.curate.trust import DeploymentTrustConfig, deployment_trust
+
+    config = DeploymentTrustConfig(red_team_thumbs=red_team_thumbs)
+    return deployment_trust(*tables, config).set_index("user_id")["trusted"]
+
+
+def test_red_teamers_thumbs_are_not_held_to_everyday_raters():
+    """Everyday raters like finished replies and dislike cut-off ones; two flippers do the
+    opposite. Three honest red-teamers dislike the finished, fluent compliance they draw out
+    and like the short refusals; a fourth red-teamer flips that. Held against the everyday
+    raters' consensus the honest red-teamers would look like flippers; left out of it, they
+    are trusted and so is the flipping red-teamer; held apart, against the other red-teamers'
+    thumbs, the flipping red-teamer alone among them is distrusted."""
+    from alignloop.curate.trust import everyday_feedback
+
+    tables = red_team_thumbs_table()
+    messages, feedback, _ = tables
     assert set(everyday_feedback(feedback, messages)["user_id"]) == set(range(12))
 
-    def trusted(red_team_thumbs: str) -> pd.Series:
-        config = DeploymentTrustConfig(red_team_thumbs=red_team_thumbs)
-        return deployment_trust(messages, feedback, labels, config).set_index("user_id")["trusted"]
+    def trusted(red_team_thumbs: str):
+        return trusted_by(tables, red_team_thumbs)
 
     left_out, apart, with_everyday = trusted("left_out"), trusted("apart"), trusted("with_everyday")
     assert not left_out[[0, 1]].any() and left_out[2:].all()
     assert not apart[[0, 1, 15]].any() and apart[2:15].all()
     assert not with_everyday[[12, 13, 14]].any()
+    own = trusted("own_signal")
+    assert not own[[0, 1, 15]].any() and own[2:15].all()
+
+
+def test_red_teamers_measured_from_their_own_mean_keep_the_honest_ones():
+    """Honest red-teamers who misjudge two of their eight replies agree with the red-team
+    thumbs model less than everyday raters agree with theirs. Averaged into one thumbs signal
+    measured from everyone's mean ('apart'), two of them are distrusted; as a signal of its own
+    ('own_signal'), measured from the red-teamers' mean, all three are trusted and the flipping
+    red-teamer is still caught."""
+    tables = red_team_thumbs_table(noisy_turns=(0, 3))
+    apart, own = trusted_by(tables, "apart"), trusted_by(tables, "own_signal")
+    assert not apart[[12, 14]].any()
+    assert own[[12, 13, 14]].all() and not own[[0, 1, 15]].any() and own[2:12].all()

@@ -162,6 +162,10 @@ def judge_replies(engine: Engine, messages: pd.DataFrame, config: CurateConfig) 
 
 
 def _trust(tables: StoreTables, config: CurateConfig) -> pd.DataFrame:
+    return consenting_trust(tables, DeploymentTrustConfig(**_fields(config, DeploymentTrustConfig)))
+
+
+def consenting_trust(tables: StoreTables, config: DeploymentTrustConfig) -> pd.DataFrame:
     """Trust scores of the users who consented to training, from their own acts alone. The
     others' data enters no dataset, so they need no score; nor may their acts move the
     population means a consenting user is measured against (an evaluator asking held-out
@@ -172,7 +176,7 @@ def _trust(tables: StoreTables, config: CurateConfig) -> pd.DataFrame:
         tables.messages[tables.messages["user_id"].isin(consenting)],
         tables.feedback[tables.feedback["user_id"].isin(consenting)],
         people[people["user_id"].isin(consenting)],
-        DeploymentTrustConfig(**_fields(config, DeploymentTrustConfig)),
+        config,
     )
 
 

@@ -283,12 +283,14 @@ class DeploymentTrustConfig(BaseModel):
         "its shape (whether it ends a sentence, its length), or its words alone. People "
         "dislike a reply cut off at the length limit, which words alone cannot show.",
     )
-    red_team_thumbs: Literal["apart", "left_out", "with_everyday"] = Field(
+    red_team_thumbs: Literal["apart", "own_signal", "left_out", "with_everyday"] = Field(
         "apart",
         description="How the thumbs given in red-team conversations are judged: 'apart' (held "
-        "to the other red-teamers' thumbs on red-team replies, in a model of their own), "
-        "'left_out', or 'with_everyday' (held to everyday raters, whose consensus an honest "
-        "red-teamer, disliking the fluent compliance they would like, seems to flip).",
+        "to the other red-teamers' thumbs on red-team replies, in a model of their own, and "
+        "averaged with the user's everyday thumbs), 'own_signal' (the same model, but a signal "
+        "of its own, measured from the red-teamers' mean rather than everyone's), 'left_out', "
+        "or 'with_everyday' (held to everyday raters, whose consensus an honest red-teamer, "
+        "disliking the fluent compliance they would like, seems to flip).",
     )
 
 
@@ -504,6 +506,17 @@ def judged_thumbs(
     return pd.concat([thumbs_consensus(group, texts, featurize=featurize) for group in groups])
 
 
+def red_team_thumbs_signal(
+    feedback: pd.DataFrame, red_team: np.ndarray, texts: pd.Series, config: DeploymentTrustConfig
+) -> pd.DataFrame:
+    """The thumbs consensus acts of red-team conversations alone (`red_team_thumbs:
+    own_signal`): early on their model is fed by a few red-teamers' thumbs and agrees less
+    than the everyday raters' model does, so an honest red-teamer is measured against the
+    other red-teamers' mean, not everyone's."""
+    featurize = FEATURIZERS[config.thumbs_features]
+    return thumbs_consensus(feedback[red_team], texts, featurize=featurize)
+
+
 def deployment_trust(
     messages: pd.DataFrame,
     feedback: pd.DataFrame,
@@ -523,6 +536,12 @@ def deployment_trust(
     red_team = in_red_team(feedback, messages)
     thumbs = judged_thumbs(feedback, red_team, texts, config)
     others, others_prior = _smoothed_mean(thumbs, users, pseudo, empirical)
+    signals = [(classifier, classifier_prior), (others, others_prior)]
+    if config.red_team_thumbs == "own_signal":
+        red_thumbs = red_team_thumbs_signal(feedback, red_team, texts, config)
+        red_users = pd.Index(red_thumbs["user_id"].unique())
+        red, red_prior = _smoothed_mean(red_thumbs, red_users, pseudo, empirical)
+        signals.append((red.reindex(users).fillna(red_prior), red_prior))
     peers, peers_prior = _smoothed_mean(label_consensus(labels, texts), users, pseudo, empirical)
     human = messages[messages["sender"] == "human"]
     flagged = (human["p_unsafe"] >= config.unsafe_threshold).groupby(human["user_id"]).mean()
@@ -535,7 +554,6 @@ def deployment_trust(
     table["like_share_typicality"] = typicality
     table["flagged_share"] = flagged.reindex(users).fillna(0.0)
     table["acts"] = acts.groupby("user_id")["f"].count().reindex(users).fillna(0).astype(int)
-    signals = [(classifier, classifier_prior), (others, others_prior)]
     if by_peers:
         signals.append((peers, peers_prior))
     trust = pd.Series(1.0, index=users)

@@ -59,7 +59,7 @@ class LoopConfig(Settings):
         description="What people's safety labels are held against: the classifier, or the "
         "other users' labels of replies like it (see `alignloop curate --help`).",
     )
-    red_team_thumbs: Literal["apart", "left_out", "with_everyday"] = Field(
+    red_team_thumbs: Literal["apart", "own_signal", "left_out", "with_everyday"] = Field(
         "apart",
         description="Trust: how thumbs given in red-team conversations are judged (see "
         "`alignloop curate --help`).",

@@ -93,6 +93,9 @@ class DemoConfig(Settings):
     # curation's trust options, as the loop takes them
     judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
     labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
+    red_team_thumbs: Literal["apart", "own_signal", "left_out", "with_everyday"] = (
+        LoopConfig.model_fields["red_team_thumbs"]
+    )
     min_scale: float = LoopConfig.model_fields["min_scale"]
     attack_answers: bool = LoopConfig.model_fields["attack_answers"]
     canned_tolerance: float | None = LoopConfig.model_fields["canned_tolerance"]
@@ -143,6 +146,7 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
         safety_judge=config.safety_judge or config.safety_classifier,
         judge_red_teaming=config.judge_red_teaming,
         labels_judged_by=config.labels_judged_by,
+        red_team_thumbs=config.red_team_thumbs,
         min_scale=config.min_scale,
         attack_answers=config.attack_answers,
         canned_tolerance=config.canned_tolerance,
