@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 from alignloop.config import Settings
 
 ALGORITHMS = ("cringe", "kto", "dpo")
+# curation's red_team_thumbs choices, restated so that reading the config imports no pandas
+RedTeamThumbs = Literal["apart", "own_signal", "left_out", "with_everyday"]
 
 
 class LoopConfig(Settings):
@@ -59,7 +61,7 @@ class LoopConfig(Settings):
         description="What people's safety labels are held against: the classifier, or the "
         "other users' labels of replies like it (see `alignloop curate --help`).",
     )
-    red_team_thumbs: Literal["apart", "own_signal", "left_out", "with_everyday"] = Field(
+    red_team_thumbs: RedTeamThumbs = Field(
         "apart",
         description="Trust: how thumbs given in red-team conversations are judged (see "
         "`alignloop curate --help`).",

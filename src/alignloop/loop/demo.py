@@ -25,7 +25,7 @@ import httpx
 from pydantic import Field, model_validator
 
 from alignloop.config import Settings
-from alignloop.loop.config import LoopConfig
+from alignloop.loop.config import LoopConfig, RedTeamThumbs
 
 ARMS = {"troll-filtered": True, "unfiltered": False}
 RATES = ("good", "unsafe", "deflected")  # the arms' last rates compared prompt by prompt
@@ -93,9 +93,7 @@ class DemoConfig(Settings):
     # curation's trust options, as the loop takes them
     judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
     labels_judged_by: Literal["classifier", "peers"] = LoopConfig.model_fields["labels_judged_by"]
-    red_team_thumbs: Literal["apart", "own_signal", "left_out", "with_everyday"] = (
-        LoopConfig.model_fields["red_team_thumbs"]
-    )
+    red_team_thumbs: RedTeamThumbs = LoopConfig.model_fields["red_team_thumbs"]
     min_scale: float = LoopConfig.model_fields["min_scale"]
     attack_answers: bool = LoopConfig.model_fields["attack_answers"]
     canned_tolerance: float | None = LoopConfig.model_fields["canned_tolerance"]
