@@ -31,6 +31,20 @@ from alignloop.store.repository import (
 )
 
 UNSAFE = "you are a fucking idiot and I hate you, shit"
+WORDS = [
+    "tea",
+    "rain",
+    "maps",
+    "music",
+    "chess",
+    "bread",
+    "garden",
+    "river",
+    "lamp",
+    "coat",
+    "stone",
+    "cloud",
+]
 
 
 def _chat(s, user, question, reply, mode="chat"):
@@ -196,6 +210,38 @@ def test_users_without_consent_neither_get_nor_move_trust_scores(store, tmp_path
     after = scores("after")
     assert ids["shy"] not in before and evaluator.id not in after
     assert after == before  # were they counted: the edgy user 0.72, then 0.90
+
+
+def test_trust_scores_do_not_depend_on_the_order_users_arrived_in(tmp_path):
+    """Concurrent users reach the store in a racing order, which numbers them; the same people
+    doing the same things must get the same scores (the demo's two arms are such stores)."""
+    raters = [f"rater-{i}" for i in range(9)]
+
+    def scores(order: list[str], name: str) -> dict[str, float]:
+        db = str(tmp_path / f"{name}.db")
+        upgrade(make_engine(db))
+        with Session(make_engine(db)) as s, s.begin():
+            users = {token: user_for_token(s, token) for token in order}
+            for token in raters:
+                user, r = users[token], int(token.split("-")[1])
+                set_consent(s, user.id, True, True)
+                for i in range(6):
+                    words = " ".join(WORDS[(r * 7 + i * 3 + j) % len(WORDS)] for j in range(4))
+                    finished = (r + i) % 3 != 0
+                    turn = _chat(
+                        s, user, f"tell me about {words}", words + ("." if finished else "")
+                    )
+                    liked = finished != (r < 2)  # raters 0 and 1 flip
+                    add_feedback(s, user.id, turn.bot_message_id, "like" if liked else "dislike")
+            hashes = {users[t].id: t for t in order}
+        run_id = curate(CurateConfig(db=db, out=str(tmp_path / name))).run_id
+        with Session(make_engine(db)) as s:
+            rows = s.scalars(select(TrustScore).where(TrustScore.run_id == run_id)).all()
+            return {hashes[t.user_id]: round(t.troll_score, 9) for t in rows}
+
+    forward, backward = scores(raters, "forward"), scores(raters[::-1], "backward")
+    assert forward == backward and len(forward) == len(raters)
+    assert min(forward["rater-0"], forward["rater-1"]) > max(forward[t] for t in raters[2:])
 
 
 def test_a_used_out_folder_is_refused_and_the_store_untouched(store, tmp_path):

@@ -29,7 +29,7 @@ Progress = Callable[[int], None]
 
 @dataclass
 class StoreTables:
-    users: pd.DataFrame  # user_id, pseudonym, consent_training, consent_publication
+    users: pd.DataFrame  # user_id, pseudonym, consent_training, consent_publication, token_hash
     messages: pd.DataFrame  # message_id, conversation_id, user_id, mode, position, sender, ...
     feedback: pd.DataFrame  # message_id, user_id, kind, reason, text (latest per user+message)
     comparisons: pd.DataFrame  # comparison_id, user_id, source, context, responses, outcome, ...
@@ -56,10 +56,14 @@ def load_store(engine: Engine, progress: Progress | None = None) -> StoreTables:
     """Everything curation reads, from users who have not asked for deletion."""
     users = _read(
         engine,
-        select(User.id, User.pseudonym, User.consent_training, User.consent_publication).where(
-            User.deletion_requested_at.is_(None)
-        ),
-        ["user_id", "pseudonym", "consent_training", "consent_publication"],
+        select(
+            User.id,
+            User.pseudonym,
+            User.consent_training,
+            User.consent_publication,
+            User.token_hash,
+        ).where(User.deletion_requested_at.is_(None)),
+        ["user_id", "pseudonym", "consent_training", "consent_publication", "token_hash"],
         progress,
     )
     messages = _read(

@@ -170,14 +170,25 @@ def consenting_trust(tables: StoreTables, config: DeploymentTrustConfig) -> pd.D
     others' data enters no dataset, so they need no score; nor may their acts move the
     population means a consenting user is measured against (an evaluator asking held-out
     prompts without consent would otherwise shift who is distrusted)."""
-    consenting = _consenting(tables)
+    users = tables.users[tables.users["consent_training"].eq(True)]
+    # Trust holds each user to models trained on the other users' folds, and fold membership
+    # follows the order of user ids. Ids follow who first arrived, which concurrent users make
+    # a race, so the users are numbered here in an order of their own (their token's digest):
+    # the same people and acts get the same scores in any store.
+    ids = users.sort_values("token_hash", kind="stable")["user_id"].to_numpy()
+    number = pd.Series(np.arange(len(ids)), index=ids)
     people = tables.safety_labels[tables.safety_labels["labeler_kind"] != "classifier"]
-    return deployment_trust(
-        tables.messages[tables.messages["user_id"].isin(consenting)],
-        tables.feedback[tables.feedback["user_id"].isin(consenting)],
-        people[people["user_id"].isin(consenting)],
-        config,
-    )
+    frames = [tables.messages, tables.feedback, people]
+    renumbered = [_renumbered(frame, number) for frame in frames]
+    table = deployment_trust(*renumbered, config)
+    table["user_id"] = ids[table["user_id"].to_numpy(dtype=int)]
+    return table
+
+
+def _renumbered(frame: pd.DataFrame, number: pd.Series) -> pd.DataFrame:
+    """The rows of the users `number` holds, their user_id replaced by its value."""
+    kept = frame[frame["user_id"].isin(number.index)]
+    return kept.assign(user_id=kept["user_id"].map(number).astype(int))
 
 
 def _consenting(tables: StoreTables) -> set:
