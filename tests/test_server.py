@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -322,3 +326,33 @@ def test_floods_are_rate_limited_per_user(tmp_path):
             assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
             chat(bystander)  # another user is not slowed by the flood
         assert _count(limited, Feedback) == statuses.count(201)
+
+
+def test_a_server_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    """A demo or benchmark killed outright (SIGKILL; SIGTERM skips its `finally`) cannot stop
+    the servers it started: they stop themselves."""
+    script = (
+        "import time\n"
+        "from alignloop.serve.runner import ServerProcess\n"
+        f"server = ServerProcess(db={str(tmp_path / 's.db')!r}, model='tiny').start()\n"
+        "print(server.url, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        url = parent.stdout.readline().strip()
+        assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/healthz", timeout=2)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the server at {url} outlived the process that started it")

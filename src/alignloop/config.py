@@ -97,6 +97,12 @@ class ServeConfig(Settings):
     loop_every_minutes: float = Field(
         0, ge=0, description="With loop_config: start a round every N minutes (0: on demand only)."
     )
+    exit_with_parent: int | None = Field(
+        None,
+        ge=1,
+        description="Stop when the process with this id, the one that started the server, ends "
+        "(however it ends: the demo and benchmarks set it so that none leaves a server behind).",
+    )
 
     @model_validator(mode="after")
     def _known_gates(self) -> ServeConfig:

@@ -5,9 +5,11 @@ HTTP (the demo, the tests and the benchmarks use the same `ServerProcess`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +23,8 @@ def serve_forever(settings: ServeConfig) -> None:
 
     from alignloop.serve.app import create_app
 
+    if settings.exit_with_parent:
+        stop_when_parent_ends(settings.exit_with_parent)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -28,6 +32,21 @@ def serve_forever(settings: ServeConfig) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
+
+
+def stop_when_parent_ends(parent: int, every: float = 1.0) -> threading.Thread:
+    """A watcher that sends this process SIGTERM (the server's graceful stop) once it is no
+    longer the child of `parent`: a parent killed outright (SIGKILL, or SIGTERM, which skips
+    its `finally` blocks) cannot stop its servers itself."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def free_port() -> int:
@@ -42,6 +61,7 @@ class ServerProcess:
     def __init__(self, log_path: Path | None = None, startup_timeout: float = 300.0, **options):
         options.setdefault("port", free_port())
         options.setdefault("host", "127.0.0.1")
+        options.setdefault("exit_with_parent", os.getpid())
         self.settings = ServeConfig(**options)
         self.url = f"http://{self.settings.host}:{self.settings.port}"
         self.startup_timeout = startup_timeout
