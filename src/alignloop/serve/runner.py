@@ -61,7 +61,6 @@ class ServerProcess:
     def __init__(self, log_path: Path | None = None, startup_timeout: float = 300.0, **options):
         options.setdefault("port", free_port())
         options.setdefault("host", "127.0.0.1")
-        options.setdefault("exit_with_parent", os.getpid())
         self.settings = ServeConfig(**options)
         self.url = f"http://{self.settings.host}:{self.settings.port}"
         self.startup_timeout = startup_timeout
@@ -76,6 +75,8 @@ class ServerProcess:
                 argv.append(flag if value else f"--no-{flag[2:]}")
             else:
                 argv += [flag, str(value)]
+        if self.settings.exit_with_parent is None:  # the process that runs Popen, at start
+            argv += ["--exit-with-parent", str(os.getpid())]
         return argv
 
     def start(self) -> ServerProcess:
