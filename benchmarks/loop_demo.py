@@ -12,7 +12,9 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import get_args
 
+from alignloop.loop.config import RedTeamThumbs
 from common import device_name
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +45,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--red-team-thumbs",
-        choices=["apart", "own_signal", "left_out", "with_everyday"],
+        choices=get_args(RedTeamThumbs),
         default="apart",
         help="How trust judges thumbs given in red-team conversations.",
     )

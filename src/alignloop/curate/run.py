@@ -170,7 +170,7 @@ def consenting_trust(tables: StoreTables, config: DeploymentTrustConfig) -> pd.D
     others' data enters no dataset, so they need no score; nor may their acts move the
     population means a consenting user is measured against (an evaluator asking held-out
     prompts without consent would otherwise shift who is distrusted)."""
-    users = tables.users[tables.users["consent_training"].eq(True)]
+    users = _consenting_users(tables)
     # Trust holds each user to models trained on the other users' folds, and fold membership
     # follows the order of user ids. Ids follow who first arrived, which concurrent users make
     # a race, so the users are numbered here in an order of their own (their token's digest):
@@ -191,8 +191,12 @@ def _renumbered(frame: pd.DataFrame, number: pd.Series) -> pd.DataFrame:
     return kept.assign(user_id=kept["user_id"].map(number).astype(int))
 
 
+def _consenting_users(tables: StoreTables) -> pd.DataFrame:
+    return tables.users[tables.users["consent_training"].eq(True)]
+
+
 def _consenting(tables: StoreTables) -> set:
-    return set(tables.users.loc[tables.users["consent_training"].eq(True), "user_id"])
+    return set(_consenting_users(tables)["user_id"])
 
 
 def build_datasets(
