@@ -45,6 +45,7 @@ bench: install
 	$(PY) benchmarks/safetymix.py
 	$(PY) benchmarks/curate_throughput.py
 	$(PY) benchmarks/safety_recipes.py
+	$(PY) benchmarks/gate_features.py --gate benchmarks/results/safety-recipes/gate-multitask-compliance-finetune
 	$(PY) benchmarks/synth_almost.py
 	$(PY) benchmarks/loop_demo.py
 	$(PY) benchmarks/loop_trust.py benchmarks/results/loop-demo/troll-filtered benchmarks/results/loop-demo/unfiltered
