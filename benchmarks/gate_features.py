@@ -168,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-false-fire", type=float, default=0.03)
     parser.add_argument("--gate", help="A trained gate classifier folder: its input stage too.")
+    parser.add_argument(
+        "--encoders",
+        default="minilm,smollm2",
+        help="Frozen encoders measured, joined by ',' (minilm, smollm2; '' for none: --gate only).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.calibration_size, args.benign_limit = 100, 200  # safety_recipes.py's defaults
@@ -183,13 +188,17 @@ def main(argv: list[str] | None = None) -> None:
     texts = sorted(set(train[0]) | {t for turns in sets.values() for t in turns})
     index = {text: i for i, text in enumerate(texts)}
     results, seconds = {}, {}
-    for name, encode in (
-        ("minilm", minilm_features),
-        (
-            "smollm2",
-            lambda t: smollm2_features(t, [int(x) for x in args.smollm2_layers.split(",")]),
-        ),
-    ):
+    encoders = {
+        "minilm": minilm_features,
+        "smollm2": lambda t: smollm2_features(t, [int(x) for x in args.smollm2_layers.split(",")]),
+    }
+    chosen = [name for name in args.encoders.split(",") if name]
+    if unknown := set(chosen) - set(encoders):
+        raise SystemExit(
+            f"--encoders: unknown {', '.join(sorted(unknown))}; use {', '.join(encoders)}"
+        )
+    for name in chosen:
+        encode = encoders[name]
         started = time.time()
         features = encode(texts)
         seconds[name] = round(time.time() - started, 1)
