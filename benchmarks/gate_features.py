@@ -52,25 +52,10 @@ def measured_sets(args) -> dict[str, list[str]]:
 
 
 def minilm_features(texts: list[str]) -> dict[str, np.ndarray]:
-    """all-MiniLM-L6-v2 mean-pooled, L2-normalised (as the embedding classifier reads)."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    """all-MiniLM-L6-v2 mean-pooled, L2-normalised: the embedding classifier's encoder."""
+    from alignloop.safety.embedding import MiniLMEncoder
 
-    from alignloop.safety.embedding import minilm_path
-
-    tokenizer, model = (
-        AutoTokenizer.from_pretrained(minilm_path()),
-        AutoModel.from_pretrained(minilm_path()).eval(),
-    )
-    pooled = []
-    for batch in length_batches(texts, 64):
-        encoded = tokenizer(
-            batch, padding=True, truncation=True, max_length=128, return_tensors="pt"
-        )
-        with torch.inference_mode():
-            hidden = model(**encoded).last_hidden_state
-        pooled.append(torch.nn.functional.normalize(mean_pool(hidden, encoded), dim=-1).numpy())
-    return {"minilm-mean": in_input_order(texts, pooled)}
+    return {"minilm-mean": MiniLMEncoder(max_length=128, batch_size=64).embed(texts)}
 
 
 def smollm2_features(texts: list[str], layers: list[int]) -> dict[str, np.ndarray]:
@@ -84,35 +69,29 @@ def smollm2_features(texts: list[str], layers: list[int]) -> dict[str, np.ndarra
     path = resolve_model("smollm2").path
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="right")
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    found: dict[str, list[np.ndarray]] = {}
-    for batch in length_batches(texts, 32):
+    found: dict[str, np.ndarray] = {}
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
+    for start in range(0, len(order), 32):
+        rows = order[start : start + 32]
         encoded = tokenizer(
-            batch, padding=True, truncation=True, max_length=128, return_tensors="pt"
+            [texts[i] for i in rows],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
         )
         with torch.inference_mode():
             states = model.model(**encoded, output_hidden_states=True).hidden_states
         last = encoded["attention_mask"].sum(1) - 1
         for layer in layers:
             hidden = states[layer].float()
-            found.setdefault(f"smollm2-L{layer}-mean", []).append(
-                mean_pool(hidden, encoded).numpy()
-            )
-            found.setdefault(f"smollm2-L{layer}-last", []).append(
-                hidden[torch.arange(len(batch)), last].numpy()
-            )
-    return {name: in_input_order(texts, parts) for name, parts in found.items()}
-
-
-def length_batches(texts: list[str], size: int):
-    """Batches of texts sorted by length (little padding); `in_input_order` undoes the sort."""
-    ordered = sorted(texts, key=len)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
-
-
-def in_input_order(texts: list[str], parts: list[np.ndarray]) -> np.ndarray:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return np.concatenate(parts)[np.argsort(order)]
+            for name, vectors in (
+                (f"smollm2-L{layer}-mean", mean_pool(hidden, encoded)),
+                (f"smollm2-L{layer}-last", hidden[torch.arange(len(rows)), last]),
+            ):
+                found.setdefault(name, np.zeros((len(texts), hidden.shape[-1]), np.float32))
+                found[name][rows] = vectors.numpy()
+    return found
 
 
 def mean_pool(hidden, encoded):
