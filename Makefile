@@ -48,6 +48,8 @@ bench: install
 	$(PY) benchmarks/gate_features.py --gate benchmarks/results/safety-recipes/gate-multitask-compliance-finetune
 	$(PY) benchmarks/synth_almost.py
 	$(PY) benchmarks/loop_demo.py
+	$(PY) benchmarks/loop_demo.py --seed 1 --out benchmarks/results/loop_demo-seed1.json --work benchmarks/results/loop-demo-seed1
+	$(PY) benchmarks/loop_seeds.py benchmarks/results/loop_demo.json benchmarks/results/loop_demo-seed1.json
 	$(PY) benchmarks/loop_trust.py benchmarks/results/loop-demo/troll-filtered benchmarks/results/loop-demo/unfiltered
 	$(PY) benchmarks/trust_seeds.py
 
