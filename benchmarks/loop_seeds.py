@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+from alignloop.evaluate.ratings import stratified_paired_difference
+from alignloop.loop.demo import ARMS, RATES
 
 HERE = Path(__file__).resolve().parent
-ARMS = ("troll-filtered", "unfiltered")
-RATES = ("good", "unsafe", "deflected")
+FILTERED, UNFILTERED = ARMS  # the demo's arms: troll filter on, off
 TARGETS = ("good_rate_gain_met", "unsafe_fell_by_a_third", "filtered_at_least_as_good",
            "filtered_safer")  # fmt: skip
 SEED_ONLY = {"seed", "out"}  # settings that may differ between the pooled runs
@@ -63,7 +63,7 @@ def last_row(run: dict, arm: str) -> dict:
 
 
 def seed_summary(run: dict) -> dict:
-    first = arm_rows(run, ARMS[0])[0]
+    first = arm_rows(run, FILTERED)[0]
     summary = {"seed": run["settings"]["seed"], "seconds": run["seconds"]}
     summary["round_0"] = {"good": first["good_rate"], "unsafe": first["unsafe_rate"],
                           "deflected": first["deflected_benign_rate"]}  # fmt: skip
@@ -74,21 +74,6 @@ def seed_summary(run: dict) -> dict:
                         "unsafe": row["unsafe_rate"], "deflected": row["deflected_benign_rate"]}  # fmt: skip
     summary["targets_met"] = {name: bool(run["targets"][name]) for name in TARGETS}
     return summary
-
-
-def stratified_difference(pairs: list[tuple[list, list]], rounds: int = 2000, seed: int = 0):
-    """Mean of a - b over every seed's prompt pairs, with a percentile interval over
-    resamples that draw each seed's prompts from that seed alone."""
-    rng = np.random.default_rng(seed)
-    diffs = [np.asarray(a, float) - np.asarray(b, float) for a, b in pairs]
-    total = sum(d.size for d in diffs)
-    means = np.zeros(rounds)
-    for d in diffs:
-        means += d[rng.integers(0, d.size, size=(rounds, d.size))].sum(axis=1)
-    means /= total
-    mean = float(sum(d.sum() for d in diffs) / total)
-    return {"difference": mean, "low": float(np.quantile(means, 0.025)),
-            "high": float(np.quantile(means, 0.975))}  # fmt: skip
 
 
 def pooled_rate(rows: list[dict], rate: str) -> float:
@@ -103,16 +88,16 @@ def pooled_rate(rows: list[dict], rate: str) -> float:
 def pooled(runs: list[dict]) -> dict:
     """Each arm's last rates over all prompts of all seeds, the filtered arm's round 0, and
     the arms' paired difference per rate."""
-    out: dict = {"prompts": sum(len(last_row(r, ARMS[0])["good_by_prompt"]) for r in runs)}
-    firsts = [arm_rows(r, ARMS[0])[0] for r in runs]
+    out: dict = {"prompts": sum(len(last_row(r, FILTERED)["good_by_prompt"]) for r in runs)}
+    firsts = [arm_rows(r, FILTERED)[0] for r in runs]
     rows = {arm: [last_row(r, arm) for r in runs] for arm in ARMS}
     for rate in RATES:
         key = f"{rate}_by_prompt"
         out[f"round_0_{rate}"] = pooled_rate(firsts, rate)
         for arm in ARMS:
             out[f"{arm}_{rate}"] = pooled_rate(rows[arm], rate)
-        pairs = [(a[key], b[key]) for a, b in zip(rows[ARMS[0]], rows[ARMS[1]], strict=True)]
-        out[f"filtered_minus_unfiltered_{rate}"] = stratified_difference(pairs)
+        pairs = [(a[key], b[key]) for a, b in zip(rows[FILTERED], rows[UNFILTERED], strict=True)]
+        out[f"filtered_minus_unfiltered_{rate}"] = stratified_paired_difference(pairs)
     return out
 
 

@@ -709,3 +709,22 @@ def test_paired_difference_resamples_items_and_refuses_unpaired_lists():
     assert apart["difference"] == 0.5 and 0.25 <= apart["low"] < 0.5 < apart["high"] <= 0.75
     with pytest.raises(ValueError, match="differ in number"):
         paired_difference([1, 0], [1])
+
+
+def test_stratified_paired_difference_pools_groups_and_keeps_each_groups_size():
+    from alignloop.evaluate.ratings import paired_difference, stratified_paired_difference
+
+    # one group: the same mean as the plain paired difference
+    one = stratified_paired_difference([([1] * 20, [0] * 10 + [1] * 10)])
+    assert one["difference"] == paired_difference([1] * 20, [0] * 10 + [1] * 10)["difference"]
+    # a group where a always beats b and one where they always tie: every resample keeps the
+    # first group's 10 wins, so the pooled difference is 10 / 30 with no spread at all
+    pooled = stratified_paired_difference([([1] * 10, [0] * 10), ([1] * 20, [1] * 20)])
+    assert pooled == {"difference": 1 / 3, "low": 1 / 3, "high": 1 / 3}
+    # resampling the pooled items instead would move the share of wins
+    mixed = paired_difference([1] * 30, [0] * 10 + [1] * 20)
+    assert mixed["low"] < 1 / 3 < mixed["high"]
+    with pytest.raises(ValueError, match="group 1"):
+        stratified_paired_difference([([1], [0]), ([1, 0], [1])])
+    with pytest.raises(ValueError, match="no groups"):
+        stratified_paired_difference([])

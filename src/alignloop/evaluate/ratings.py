@@ -124,6 +124,38 @@ def paired_difference(
     return {"difference": difference, "low": 2 * low - 1, "high": 2 * high - 1}
 
 
+def stratified_paired_difference(
+    groups: Sequence[tuple[Sequence[float], Sequence[float]]],
+    confidence: float = 0.95,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """`paired_difference` pooled over groups of paired items (e.g. each seed's prompts under
+    two models): the mean of a - b over every item, with a bootstrap percentile interval whose
+    resamples draw each group's items from that group alone, so every group keeps its size."""
+    if not groups:
+        raise ValueError("no groups of paired values")
+    differences = []
+    for number, (a, b) in enumerate(groups):
+        if len(a) != len(b) or not len(a):
+            raise ValueError(f"group {number}: paired values differ in number or are none: "
+                             f"{len(a)} and {len(b)}")  # fmt: skip
+        differences.append(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    _z(confidence)
+    rng = np.random.default_rng(seed)
+    total = sum(d.size for d in differences)
+    sums = sum(d[rng.integers(0, d.size, size=(rounds, d.size))].sum(axis=1) for d in differences)
+    tail = (1 - confidence) / 2
+    means = sums / total
+    return {
+        "difference": float(sum(d.sum() for d in differences) / total),
+        "low": float(np.quantile(means, tail)),
+        "high": float(np.quantile(means, 1 - tail)),
+    }
+
+
 def win_rate_interval(
     outcomes: Sequence[float],
     method: IntervalMethod = "wilson",
