@@ -115,13 +115,11 @@ def paired_difference(
     seed: int = 0,
 ) -> dict[str, float]:
     """Mean of a - b over paired items (each value in [0, 1], e.g. one prompt's verdict under
-    two models) with a bootstrap percentile interval that resamples the items."""
+    two models) with a bootstrap percentile interval that resamples the items: the one-group
+    case of `stratified_paired_difference`."""
     if len(a) != len(b):
         raise ValueError(f"paired values differ in number: {len(a)} and {len(b)}")
-    outcomes = (1 + np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) / 2
-    low, high = bootstrap_interval(outcomes, confidence, rounds, seed)
-    difference = float(2 * outcomes.mean() - 1)
-    return {"difference": difference, "low": 2 * low - 1, "high": 2 * high - 1}
+    return stratified_paired_difference([(a, b)], confidence, rounds, seed)
 
 
 def stratified_paired_difference(
