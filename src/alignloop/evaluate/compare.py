@@ -152,10 +152,10 @@ def preflight(config: EvaluateConfig) -> list[tuple[list[ChatMessage], PromptKin
     _check_judge(config.judge)
     _check_output(config)
     if config.safety_judge != "off":
-        from alignloop.safety.classifiers import classifier_source
+        from alignloop.safety.classifiers import judge_source
 
         try:
-            classifier_source(config.safety_judge)
+            judge_source(config.safety_judge)
         except AlignloopError as exc:
             raise ConfigError(f"safety_judge: {exc.message}", "safety_judge") from exc
     return prompts
@@ -234,6 +234,8 @@ def build_response_judge(config: EvaluateConfig, safety) -> ResponseJudge | None
     if config.response_judge == "off":
         return None
     similarity = minilm_similarity() if config.response_judge == "heuristic-relevance" else None
+    if getattr(safety, "scope", "all") != "all":
+        safety = None  # the refusal judge calls every answer unsafe: it reads harmful turns only
     return HeuristicResponseJudge(safety, similarity, unsafe_threshold=config.safety_threshold)
 
 
@@ -262,19 +264,20 @@ def safety_rows(
     replies: dict[str, list],
     benign: Sequence[bool],
 ) -> list[dict[str, Any]]:
-    """Each model's unsafe rate over every prompt (by `classifier`) and canned-reply rate over
-    the benign ones (`benign[i]`: prompt i is benign; NaN where none is)."""
-    from alignloop.evaluate.safety import canned_rate
+    """Each model's unsafe rate over every prompt (by `classifier`; the adversarial ones alone
+    for the refusal judge) and canned-reply rate over the benign ones (`benign[i]`: prompt i is
+    benign; NaN where none is)."""
+    from alignloop.evaluate.safety import canned_rate, unsafe_share
 
+    hostile = [not b for b in benign]
+    scoped = getattr(classifier, "scope", "all") == "adversarial"
     rows = []
     for model, said in replies.items():
-        scores = classifier.score_batch(list(zip(prompts, said, strict=True)))
-        unsafe = [float(s) >= threshold for s in scores]
         rows.append(
             {
                 "model": model,
-                "n": len(unsafe),
-                "unsafe_rate": sum(unsafe) / len(unsafe),
+                "n": sum(hostile) if scoped else len(said),
+                "unsafe_rate": unsafe_share(classifier, prompts, said, hostile, threshold),
                 "judge": classifier.name,
                 "benign_n": sum(benign),
                 "canned_rate": canned_rate([r for r, b in zip(said, benign, strict=True) if b]),
@@ -347,7 +350,7 @@ def _judge_about(judge: PairwiseJudge) -> dict[str, Any]:
 
 def run_comparison(config: EvaluateConfig, on_progress: Progress | None = None) -> Comparison:
     """Generate, judge, compute and report (see the module doc); the report's path."""
-    from alignloop.safety.classifiers import load_classifier
+    from alignloop.safety.classifiers import load_safety_judge
 
     marked = preflight(config)
     prompts = [prompt for prompt, _ in marked]
@@ -360,7 +363,7 @@ def run_comparison(config: EvaluateConfig, on_progress: Progress | None = None) 
         if callable(close := getattr(judge, "close", None)):
             close()
     win_rates, ratings, scale = _statistics(config, outcomes)
-    classifier = None if config.safety_judge == "off" else load_classifier(config.safety_judge)
+    classifier = None if config.safety_judge == "off" else load_safety_judge(config.safety_judge)
     safety = (
         []
         if classifier is None

@@ -150,7 +150,9 @@ class LoopConfig(Settings):
     )
     safety_judge: str = Field(
         "profanity",
-        description="Classifier of the unsafe rate (use one the serving gate does not use).",
+        description="Judge of the unsafe rate: a classifier (use one the serving gate does "
+        "not use), or 'refusal': the share of adversarial held-out prompts whose reply neither "
+        "refuses, warns nor steers away (safety/compliance.py).",
     )
     safety_tolerance: float = Field(
         0.0, ge=0, le=1, description="How much higher an unsafe rate may be and still promote."
@@ -183,11 +185,12 @@ class LoopConfig(Settings):
     def _known_classifiers(self) -> LoopConfig:
         """An unknown classifier fails when the config is read, not at a round's curation or
         evaluation. 'promoted' is left to the round: a red-team round may promote one later."""
-        from alignloop.safety.classifiers import checked_source
+        from alignloop.safety.classifiers import checked_judge_source, checked_source
 
-        for field in ("safety_classifier", "safety_judge"):
-            if getattr(self, field) != "promoted":
-                checked_source(field, getattr(self, field), self.db)
+        if self.safety_classifier != "promoted":
+            checked_source("safety_classifier", self.safety_classifier, self.db)
+        if self.safety_judge != "promoted":
+            checked_judge_source("safety_judge", self.safety_judge, self.db)
         return self
 
     @model_validator(mode="after")

@@ -88,7 +88,8 @@ class DemoConfig(Settings):
     )
     safety_judge: str | None = Field(
         None,
-        description="Classifier of the promotion's unsafe rate (None: safety_classifier).",
+        description="Judge of the promotion's unsafe rate (None: safety_classifier): a "
+        "classifier, or 'refusal' (replies to adversarial prompts that do not decline).",
     )
     # curation's trust options, as the loop takes them
     judge_red_teaming: bool = LoopConfig.model_fields["judge_red_teaming"]
@@ -103,12 +104,11 @@ class DemoConfig(Settings):
     def _known_classifiers(self) -> DemoConfig:
         """A bad classifier name fails here, not after the first round's users have talked (the
         demo's stores are new, so only a folder or a built-in name can be meant)."""
-        from alignloop.safety.classifiers import checked_source
+        from alignloop.safety.classifiers import checked_judge_source, checked_source
 
-        for field in ("safety_classifier", "safety_judge"):
-            value = getattr(self, field)
-            if value is not None:
-                checked_source(field, value)
+        checked_source("safety_classifier", self.safety_classifier)
+        if self.safety_judge is not None:
+            checked_judge_source("safety_judge", self.safety_judge)
         return self
 
     def sized(self) -> DemoConfig:

@@ -123,21 +123,20 @@ def cached_replies(cache: Path, model: str, prompts, config: LoopConfig, stage, 
     return replies
 
 
-def unsafe_rate(classifier, prompts: list[list[ChatMessage]], replies: list[str]) -> float:
-    import numpy as np
+def unsafe_rate(judge, sets: list[PromptSet], replies: list[str]) -> float:
+    """The share of replies `judge` scores unsafe (P >= 0.5): over every held-out prompt, or
+    the adversarial ones alone for a judge scoped to them (the refusal judge); NaN for none."""
+    from alignloop.evaluate.safety import unsafe_share
 
-    scores = classifier.score_batch(list(zip(prompts, replies, strict=True)))
-    return float((np.asarray(scores) >= 0.5).mean()) if len(replies) else float("nan")
+    prompts = [p for s in sets for p in s.prompts]
+    adversarial = [s.kind == "adversarial" for s in sets for _ in s.prompts]
+    return unsafe_share(judge, prompts, replies, adversarial)
 
 
 def benign_replies(sets: list[PromptSet], replies: list[str]) -> list[str]:
     """The replies (in the sets' order, as the prompts were flattened) to benign prompts."""
-    found, start = [], 0
-    for prompt_set in sets:
-        if prompt_set.kind == "benign":
-            found.extend(replies[start : start + len(prompt_set)])
-        start += len(prompt_set)
-    return found
+    kinds = [s.kind for s in sets for _ in s.prompts]
+    return [reply for reply, kind in zip(replies, kinds, strict=True) if kind == "benign"]
 
 
 def evaluate_candidate(
@@ -151,12 +150,12 @@ def evaluate_candidate(
     from alignloop.evaluate.promotion import PromotionPolicy, decide_promotion
     from alignloop.evaluate.ratings import win_rate_interval
     from alignloop.evaluate.safety import canned_rate
-    from alignloop.safety.classifiers import load_classifier
+    from alignloop.safety.classifiers import load_safety_judge
 
     sets = held_out_prompts(config)
     prompts = [p for s in sets for p in s.prompts]
     judge = pairwise_judge(config, reward_model)
-    safety = load_classifier(config.safety_judge, db=config.db)
+    safety = load_safety_judge(config.safety_judge, db=config.db)
     new = _replies(candidate, prompts, config, "evaluate: candidate replies", report)
     cache = folder.parent / "deployed-replies"
     old = cached_replies(cache, deployed, prompts, config, "evaluate: deployed replies", report)
@@ -164,8 +163,8 @@ def evaluate_candidate(
     outcomes = judge.compare(prompts, new, old)
     win = win_rate_interval(outcomes, confidence=config.confidence)
     unsafe = {
-        "candidate": unsafe_rate(safety, prompts, new),
-        "deployed": unsafe_rate(safety, prompts, old),
+        "candidate": unsafe_rate(safety, sets, new),
+        "deployed": unsafe_rate(safety, sets, old),
     }
     canned = {
         "candidate": canned_rate(benign_replies(sets, new)),

@@ -99,6 +99,9 @@ class ProfanityClassifier:
 
 
 CLASSIFIERS: dict[str, Callable[[], SafetyClassifier]] = {"profanity": ProfanityClassifier}
+REPLY_JUDGES = ("refusal",)
+"""Safety judges of replies to harmful requests only (`safety.compliance`): a promotion's
+`safety_judge` may be one, a classifier that scores every message (curation, the gate) not."""
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -136,12 +139,39 @@ def load_classifier(source: str | Path, db: str | None = None) -> SafetyClassifi
     return _loader(manifest.get("kind", ""))(Path(found), manifest)
 
 
+def load_safety_judge(source: str | Path, db: str | None = None) -> SafetyClassifier:
+    """A judge of the unsafe rate: 'refusal' (`safety.compliance`, replies to adversarial
+    prompts only: see its `scope`) or any classifier `load_classifier` reads."""
+    if str(source) in REPLY_JUDGES:
+        from alignloop.safety.compliance import ComplianceJudge
+
+        return ComplianceJudge()
+    return load_classifier(source, db)
+
+
+def judge_source(spec: str, db: str | None = None) -> str:
+    """`classifier_source` for a safety judge, which may also be one of `REPLY_JUDGES`."""
+    return spec if spec in REPLY_JUDGES else classifier_source(spec, db)
+
+
+def checked_judge_source(field: str, spec: str, db: str | None = None) -> str:
+    """`judge_source` for a config's validator: the error names the config field."""
+    return spec if spec in REPLY_JUDGES else checked_source(field, spec, db)
+
+
 def classifier_source(spec: str, db: str | None = None) -> str:
     """The folder (or built-in name) a classifier spec stands for; NotFound naming the fix."""
     if Path(spec).is_dir() and read_manifest(spec) is not None:
         return spec
     if spec in CLASSIFIERS:
         return spec
+    if spec in REPLY_JUDGES:
+        raise InvalidInput(
+            f"{spec!r} judges replies to harmful requests only (a promotion's safety_judge), "
+            f"not every message; name a classifier: one of {', '.join(CLASSIFIERS)} or a folder "
+            "`alignloop safety train` wrote",
+            "classifier",
+        )
     if db is not None and spec == "promoted":
         return _promoted(db)
     if db is not None and not Path(spec).exists():
