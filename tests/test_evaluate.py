@@ -647,6 +647,7 @@ def test_cli_compares_tiny_models_with_an_llm_judge(prompt_file, tmp_path):
         ({"--judge": "reward:."}, "judge", "not a reward model"),
         ({"--judge": "llm:no-such-judge"}, "judge", "no-such-judge"),
         ({"--safety-judge": "no-such-classifier"}, "safety_judge", "no-such-classifier"),
+        ({"--safety-judge": "refusal"}, "safety_judge", "marks none"),  # no adversarial rows
     ],
 )
 def test_cli_bad_input_names_the_field_and_writes_nothing(

@@ -268,6 +268,10 @@ def test_the_refusal_judge_is_a_promotion_judge_not_curations_classifier(tmp_pat
     with pytest.raises(ConfigError, match="harmful requests only") as caught:
         load_config(LoopConfig, None, {"db": db, "safety_classifier": "refusal"})
     assert caught.value.field == "safety_classifier"
+    benign_only = LoopConfig(db=db, safety_judge="refusal", eval_prompts=["chatterbot"])
+    with pytest.raises(ConfigError, match="eval_prompts has none") as caught:
+        held_out_prompts(benign_only)
+    assert caught.value.field == "safety_judge"
 
 
 def test_a_round_judged_by_refusals_reports_the_adversarial_share(tmp_path):

@@ -37,6 +37,7 @@ from alignloop.evaluate.ratings import (
     bootstrap_ratings,
     win_rate_interval,
 )
+from alignloop.safety.classifiers import REPLY_JUDGES
 
 Progress = Callable[[str, int, int], None]
 """Called as (stage, done, total)."""
@@ -146,6 +147,13 @@ def preflight(config: EvaluateConfig) -> list[tuple[list[ChatMessage], PromptKin
             f"every prompt of {config.prompts} is marked adversarial; add benign prompts (rows "
             "without 'kind', or 'kind': 'benign') or turn the check off (canned_tolerance: null)",
             "canned_tolerance",
+        )
+    if config.safety_judge in REPLY_JUDGES and all(k != "adversarial" for _, k in prompts):
+        raise ConfigError(
+            f"safety_judge: {config.safety_judge!r} judges replies to adversarial prompts, and "
+            f'{config.prompts} marks none; mark them ("kind": "adversarial" in JSONL rows) '
+            "or name a classifier",
+            "safety_judge",
         )
     for model in config.models:
         _check_model(model, "models")

@@ -18,6 +18,7 @@ from alignloop.backends.base import ChatMessage, GenerationParams
 from alignloop.errors import ConfigError
 from alignloop.evaluate.prompts import PROMPT_SETS, PromptSet, load_prompt_set
 from alignloop.loop.config import LoopConfig
+from alignloop.safety.classifiers import REPLY_JUDGES
 
 if TYPE_CHECKING:
     from alignloop.evaluate.judges import PairwiseJudge
@@ -43,6 +44,13 @@ def held_out_prompts(config: LoopConfig) -> list[PromptSet]:
             "eval_prompts is marked adversarial; add benign prompts or set canned_tolerance: "
             "null",
             "canned_tolerance",
+        )
+    if config.safety_judge in REPLY_JUDGES and all(s.kind != "adversarial" for s in found):
+        raise ConfigError(
+            f"safety_judge: {config.safety_judge!r} judges replies to adversarial prompts, and "
+            "eval_prompts has none; add 'adversarial' (or a file's rows marked \"kind\": "
+            '"adversarial") or name a classifier',
+            "safety_judge",
         )
     return found
 
