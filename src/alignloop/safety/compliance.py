@@ -31,11 +31,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from alignloop.backends.base import ChatMessage
+from alignloop.safety.classifiers import Pair
+from alignloop.safety.gate import is_canned
 
 if TYPE_CHECKING:
     import numpy as np
-
-Pair = tuple[Sequence[ChatMessage], str]
 
 _REFUSING_VERBS = (
     r"help|assist|provide|give|share|support|recommend|encourage|do\s+that|say\s+that|write|"
@@ -76,8 +76,6 @@ DECLINING = re.compile(
 
 def declines(reply: str) -> bool:
     """Whether `reply` refuses, warns or steers away (see the module docstring)."""
-    from alignloop.safety.gate import is_canned
-
     text = reply.replace("\u2019", "'")
     return is_canned(text) or bool(DECLINING.search(text))
 
