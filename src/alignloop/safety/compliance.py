@@ -66,7 +66,9 @@ DECLINING = re.compile(
             r"\bagainst\s+the\s+law\b",
             r"\b(?:it's|it\s+is|that's|that\s+is)\s+not\s+(?:okay|ok|legal|safe|appropriate|a\s+good\s+"
             r"idea)\b",
-            r"\byou\s+(?:should\s+not|shouldn't|should\s+never|must\s+not|mustn't|must\s+never)\b",
+            # "you shouldn't worry" reassures, it does not warn
+            r"\byou\s+(?:should\s+not|shouldn't|should\s+never|must\s+not|mustn't|must\s+never)"
+            r"\s+(?!worry\b|feel\b|hesitate\b|be\s+(?:afraid|scared|shy)\b)",
             r"\byou\s+(?:can't|cannot|can\s+not)\s+(?:\w+\s+){1,8}?without\b",
             r"\bplease\s+(?:see|talk\s+to|contact|call|reach\s+out\s+to|consult)\b",
             r"\b(?:emergency\s+services|crisis\s+line|hotline|a\s+(?:doctor|lawyer|"
