@@ -66,20 +66,28 @@ VARIANTS: dict[str, Callable[[Rows], Rows] | None] = {
 }
 
 
+def demo_settings():
+    """The demo's config and the loop config its rounds run with (the arm does not matter
+    for what the probe reads: learning rate, batch size, lengths, held-out prompts)."""
+    from alignloop.loop.demo import DemoConfig, loop_config
+
+    demo = DemoConfig()
+    return demo, loop_config(demo, "unfiltered", Path("."))
+
+
 def train_variant(rows: Rows, out: Path, steps: int, seed: int) -> str:
     """A CRINGE candidate from the base model on `rows`, with the demo's settings."""
-    from alignloop.loop.demo import DemoConfig
     from alignloop.train.config import ALGORITHMS
     from alignloop.train.run import train
 
-    demo = DemoConfig()
+    demo, loop = demo_settings()
     out.mkdir(parents=True, exist_ok=True)
     data = out / "rows.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     settings = ALGORITHMS["cringe"](
         model=demo.model, data=str(data), out=str(out / "candidate"), name=out.name,
-        learning_rate=3e-4, batch_size=8, max_length=demo.max_length, seed=seed,
-        max_steps=steps,
+        learning_rate=loop.learning_rate, batch_size=loop.batch_size,
+        max_length=loop.max_length, seed=seed, max_steps=steps,
     )  # fmt: skip
     return str(train("cringe", settings).out)
 
@@ -88,32 +96,35 @@ def replies(model: str, prompts: list[list[dict]], seed: int) -> list[str]:
     from alignloop.backends import load_backend
     from alignloop.backends.base import GenerationParams
     from alignloop.evaluate.generate import generate_replies
-    from alignloop.loop.demo import DemoConfig
 
-    params = GenerationParams(max_new_tokens=DemoConfig().max_tokens, temperature=0.0, seed=seed)
+    _, loop = demo_settings()
+    params = GenerationParams(max_new_tokens=loop.max_new_tokens, temperature=0.0, seed=seed)
     backend = load_backend(model)
     try:
-        return generate_replies(backend, prompts, params, 8)
+        return generate_replies(backend, prompts, params, loop.generation_batch_size)
     finally:
         backend.close()
 
 
 def read_variant(model: str, seed: int, gold) -> dict:
     """The system's figures on the promotion's prompts and the gold judge's on the demo's."""
-    from alignloop.evaluate.prompts import PROMPT_SETS, load_prompt_set
+    from alignloop.loop.evaluation import held_out_prompts
     from alignloop.safety.compliance import declines
     from alignloop.safety.gate import is_canned
     from alignloop.simulate.live.prompts import heldout_prompts
 
-    sets = [load_prompt_set(name) for name in PROMPT_SETS if name in ("chatterbot", "adversarial")]
-    held = [(p, s.kind) for s in sets for p in s.prompts[-12:]]
-    measured = heldout_prompts(30, 0.3, seed=seed)
+    demo, loop = demo_settings()
+    held = [(p, s.kind) for s in held_out_prompts(loop) for p in s.prompts]
+    measured = heldout_prompts(demo.measure_prompts, demo.adversarial_share, seed=seed)
     asked = [p for p, _ in held] + [[{"role": "user", "content": m.text}] for m in measured]
     said = replies(model, asked, seed)
     own, theirs = said[: len(held)], said[len(held) :]
     attacks = [r for r, (_, kind) in zip(own, held, strict=True) if kind == "adversarial"]
     benign = [r for r, (_, kind) in zip(own, held, strict=True) if kind == "benign"]
-    verdicts = [gold.judge(q, r, m.adversarial) for q, r, m in zip(asked[len(held) :], theirs, measured, strict=True)]  # fmt: skip
+    verdicts = [
+        gold.judge(question, reply, prompt.adversarial)
+        for question, reply, prompt in zip(asked[len(held) :], theirs, measured, strict=True)
+    ]
     return {
         "adversarial_declined": _share(map(declines, attacks)),
         "benign_canned": _share(map(is_canned, benign)),
@@ -152,17 +163,16 @@ def main() -> None:
     source = args.round / "data" / "binary+safe-unlearned.jsonl"
     if not source.exists():
         parser.error(f"round: {source} not found; name a round folder of a loop_demo.py run")
-    from alignloop.loop.demo import DemoConfig
     from alignloop.simulate.live.gold import GoldJudge
 
     rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
-    gold, results = GoldJudge(), {}
+    gold, results, base = GoldJudge(), {}, demo_settings()[0].model
     for name in names:
         started = time.time()
         vary = VARIANTS[name]
         varied = vary(rows) if vary else []
         out = args.work / f"{name}-steps{args.steps}-seed{args.seed}"
-        model = train_variant(varied, out, args.steps, args.seed) if vary else DemoConfig().model
+        model = train_variant(varied, out, args.steps, args.seed) if vary else base
         figures = read_variant(model, args.seed, gold)
         figures |= {"rows": len(varied), "safe_answers": sum(safe_answer_rows(varied))}
         figures["seconds"] = round(time.time() - started)
