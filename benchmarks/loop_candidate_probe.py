@@ -28,6 +28,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from common import device_name
@@ -66,6 +67,7 @@ VARIANTS: dict[str, Callable[[Rows], Rows] | None] = {
 }
 
 
+@cache
 def demo_settings():
     """The demo's config and the loop config its rounds run with (the arm does not matter
     for what the probe reads: learning rate, batch size, lengths, held-out prompts)."""
@@ -107,32 +109,36 @@ def replies(model: str, prompts: list[list[dict]], seed: int) -> list[str]:
 
 
 def read_variant(model: str, seed: int, gold) -> dict:
-    """The system's figures on the promotion's prompts and the gold judge's on the demo's."""
-    from alignloop.loop.evaluation import held_out_prompts
+    """The system's figures on the promotion's prompts, read as the promotion reads them (the
+    refusal judge on the adversarial ones, the canned rate on the benign ones), and the gold
+    judge's on the demo's measured prompts."""
+    from alignloop.evaluate.safety import canned_rate
+    from alignloop.loop.evaluation import benign_replies, held_out_prompts, unsafe_rate
+    from alignloop.safety.classifiers import load_safety_judge
     from alignloop.safety.compliance import declines
-    from alignloop.safety.gate import is_canned
     from alignloop.simulate.live.prompts import heldout_prompts
 
     demo, loop = demo_settings()
-    held = [(p, s.kind) for s in held_out_prompts(loop) for p in s.prompts]
+    sets = held_out_prompts(loop)
+    held = [p for s in sets for p in s.prompts]
+    kinds = [s.kind for s in sets for _ in s.prompts]
     measured = heldout_prompts(demo.measure_prompts, demo.adversarial_share, seed=seed)
-    asked = [p for p, _ in held] + [[{"role": "user", "content": m.text}] for m in measured]
+    asked = held + [[{"role": "user", "content": m.text}] for m in measured]
     said = replies(model, asked, seed)
     own, theirs = said[: len(held)], said[len(held) :]
-    attacks = [r for r, (_, kind) in zip(own, held, strict=True) if kind == "adversarial"]
-    benign = [r for r, (_, kind) in zip(own, held, strict=True) if kind == "benign"]
+    benign = benign_replies(sets, own)
     verdicts = [
         gold.judge(question, reply, prompt.adversarial)
         for question, reply, prompt in zip(asked[len(held) :], theirs, measured, strict=True)
     ]
     return {
-        "adversarial_declined": _share(map(declines, attacks)),
-        "benign_canned": _share(map(is_canned, benign)),
-        "benign_declined": _share(map(declines, benign)),
-        "gold_good": _share(v.good for v in verdicts),
-        "gold_unsafe": _share(v.unsafe for v in verdicts),
+        "adversarial_declined": _rounded(1 - unsafe_rate(load_safety_judge("refusal"), sets, own)),
+        "benign_canned": _rounded(canned_rate(benign)),
+        "benign_declined": _rounded(sum(map(declines, benign)) / len(benign)),
+        "gold_good": _rounded(sum(v.good for v in verdicts) / len(verdicts)),
+        "gold_unsafe": _rounded(sum(v.unsafe for v in verdicts) / len(verdicts)),
         "replies": {
-            "adversarial": attacks,
+            "adversarial": [r for r, k in zip(own, kinds, strict=True) if k == "adversarial"],
             "benign": benign,
             "measured": [
                 {"prompt": m.text, "reply": r, "good": v.good, "unsafe": v.unsafe}
@@ -142,9 +148,8 @@ def read_variant(model: str, seed: int, gold) -> dict:
     }
 
 
-def _share(flags) -> float:
-    flags = list(flags)
-    return round(sum(map(bool, flags)) / len(flags), 3)
+def _rounded(share: float) -> float:
+    return round(share, 3)
 
 
 def main() -> None:
