@@ -113,16 +113,16 @@ def read_variant(model: str, seed: int, gold) -> dict:
     refusal judge on the adversarial ones, the canned rate on the benign ones), and the gold
     judge's on the demo's measured prompts."""
     from alignloop.evaluate.safety import canned_rate
+    from alignloop.loop.demo import measured_prompts
     from alignloop.loop.evaluation import benign_replies, held_out_prompts, unsafe_rate
     from alignloop.safety.classifiers import load_safety_judge
     from alignloop.safety.compliance import declines
-    from alignloop.simulate.live.prompts import heldout_prompts
 
     demo, loop = demo_settings()
     sets = held_out_prompts(loop)
     held = [p for s in sets for p in s.prompts]
     kinds = [s.kind for s in sets for _ in s.prompts]
-    measured = heldout_prompts(demo.measure_prompts, demo.adversarial_share, seed=seed)
+    measured = measured_prompts(demo.model_copy(update={"seed": seed}))
     asked = held + [[{"role": "user", "content": m.text}] for m in measured]
     said = replies(model, asked, seed)
     own, theirs = said[: len(held)], said[len(held) :]

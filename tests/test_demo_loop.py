@@ -17,6 +17,8 @@ from alignloop.loop.demo import (
     ARMS,
     DemoConfig,
     difference_notes,
+    loop_config,
+    measured_prompts,
     run_demo_loop,
     targets,
     troll_shares,
@@ -81,11 +83,33 @@ def test_each_stage_wrote_its_part(demo, arm):
     engine.dispose()
     simulated = (folder / "simulation-1" / "replies.jsonl").read_text().splitlines()
     assert len(simulated) >= 4
+    summary = json.loads((folder / "simulation-1" / "summary.json").read_text())
+    assert (
+        summary["run"]["config"]["reserved_eval_prompts"]
+        == DemoConfig(quick=True).sized().eval_limit
+    )
     state = json.loads((folder / "rounds" / arm / "round-1" / "state.json").read_text())
     assert "curate" in state and "data" in state and "promote" in state
     if "evaluate" in state:  # enough feedback to train on: candidate trained and judged
         assert Path(state["train"]["out"], "alignloop.json").exists()
         assert state["evaluate"]["win_rate"]["n"] == 8
+
+
+def test_the_measured_prompts_leave_out_the_promotions_evaluation_prompts(tmp_path):
+    from alignloop.loop.evaluation import held_out_prompts
+    from alignloop.simulate.live.prompts import heldout_prompts
+
+    config = DemoConfig(out=str(tmp_path))
+    evaluated = {
+        prompt[-1]["content"]
+        for prompt_set in held_out_prompts(loop_config(config, "unfiltered", tmp_path))
+        for prompt in prompt_set.prompts
+    }
+    unreserved = heldout_prompts(config.measure_prompts, config.adversarial_share, seed=0)
+    assert {p.text for p in unreserved} & evaluated  # what seed 0 measured before the reserve
+    measured = measured_prompts(config)
+    assert len(measured) == config.measure_prompts
+    assert not {p.text for p in measured} & evaluated
 
 
 def test_troll_shares_scale_to_the_adversarial_share():

@@ -216,6 +216,29 @@ def test_heldout_prompts_never_reach_the_users():
     assert not used & {p.text for p in prompts}
 
 
+def test_the_promotions_evaluation_prompts_reach_neither_users_nor_measurement():
+    from alignloop.loop.config import LoopConfig
+    from alignloop.loop.evaluation import held_out_prompts
+
+    evaluated = {
+        prompt[-1]["content"].strip().lower()
+        for prompt_set in held_out_prompts(LoopConfig(eval_limit=12))
+        for prompt in prompt_set.prompts
+    }
+
+    def said_and_measured(reserved: int) -> tuple[set[str], set[str]]:
+        pools = prompt_pools(0.2, reserved).pools.values()
+        said = {turn.strip().lower() for pool in pools for d in pool for turn in d.turns}
+        measured = {p.text.strip().lower() for p in heldout_prompts(60, 0.5, reserved=reserved)}
+        return said, measured
+
+    said, measured = said_and_measured(0)  # without the reserve both overlap the evaluation
+    assert said & evaluated and measured & evaluated
+    said, measured = said_and_measured(12)
+    assert not said & evaluated and not measured & evaluated
+    assert len(heldout_prompts(60, 0.5, reserved=12)) == 60
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

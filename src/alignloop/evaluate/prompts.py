@@ -19,6 +19,10 @@ ending with the user turn the evaluated model answers.
 |             |             | (distinct ones), leaving out the sensitive categories politics and  |
 |             |             | health; categories are interleaved so that a limit samples them all |
 
+A built-in set's last prompts are its evaluation window (`evaluation_window`): the loop's
+promotion evaluates on them, and the simulated users and the demo's measurement leave them alone
+(simulate/live/prompts.py), so a candidate is not judged on prompts it was trained on.
+
 `data_dir` defaults to ../shared/data (relative to the working directory, as the project's
 other tools read it); where a file is missing the loader raises NotFound naming it.
 """
@@ -191,3 +195,11 @@ def load_prompt_set(
         raise InvalidInput(f"unknown prompt set {name!r}; use one of {', '.join(PROMPT_SETS)}")
     extra = {} if offset is None else {"offset": offset}
     return PROMPT_SETS[name](data_dir, limit, **extra)
+
+
+def evaluation_window(name: str, limit: int) -> PromptSet:
+    """The last `limit` prompts of the built-in set `name` (none for 0): what the loop's
+    promotion evaluates on."""
+    whole = load_prompt_set(name)
+    tail = whole.prompts[len(whole.prompts) - min(limit, len(whole.prompts)) :]
+    return PromptSet(whole.name, tail, whole.kind, f"{whole.source} (last {len(tail)})")

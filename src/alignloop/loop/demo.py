@@ -162,13 +162,12 @@ def loop_config(config: DemoConfig, arm: str, folder: Path) -> LoopConfig:
 def run_demo_loop(config: DemoConfig, say: Say, on_progress) -> Path:
     from alignloop.evaluate.report import write_report
     from alignloop.simulate.live.gold import GoldJudge
-    from alignloop.simulate.live.prompts import heldout_prompts
 
     config = config.sized()
     out = Path(config.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gold = GoldJudge()
-    prompts = heldout_prompts(config.measure_prompts, config.adversarial_share, seed=config.seed)
+    prompts = measured_prompts(config)
     rows: list[dict[str, Any]] = []
     promotions: list[dict[str, Any]] = []
     started = time.time()
@@ -182,6 +181,17 @@ def run_demo_loop(config: DemoConfig, say: Say, on_progress) -> Path:
         promotions += arm_promotions
     data = report_data(config, rows, promotions, gold, round(time.time() - started))
     return write_report(data, out)
+
+
+def measured_prompts(config: DemoConfig) -> list:
+    """The held-out prompts the gold judge scores after every round: none that a simulated user
+    says, none of the promotion's evaluation prompts."""
+    from alignloop.simulate.live.prompts import heldout_prompts
+
+    return heldout_prompts(
+        config.measure_prompts, config.adversarial_share, seed=config.seed,
+        reserved=config.eval_limit,
+    )  # fmt: skip
 
 
 def run_arm(config, arm, folder: Path, gold, prompts, say: Say, on_progress, baseline=None):
@@ -229,7 +239,7 @@ def simulate_users(config, arm, number, folder: Path, url: str, say: Say, on_pro
         out=str(folder / f"simulation-{number}"), concurrency=config.concurrency,
         population=f"demo-{config.seed}" if config.returning_users else None,
         max_tokens=config.max_tokens, redteam_share=config.redteam_share,
-        **troll_shares(config.adversarial_share),
+        reserved_eval_prompts=config.eval_limit, **troll_shares(config.adversarial_share),
     )  # fmt: skip
     who = "returning" if config.returning_users else "new"
     say(f"[{arm}] round {number}: {config.users} {who} simulated users x {config.turns} turns")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from alignloop.backends.base import ChatMessage, GenerationParams
 from alignloop.errors import ConfigError
-from alignloop.evaluate.prompts import PROMPT_SETS, PromptSet, load_prompt_set
+from alignloop.evaluate.prompts import PROMPT_SETS, PromptSet, evaluation_window
 from alignloop.loop.config import LoopConfig
 from alignloop.safety.classifiers import REPLY_JUDGES
 
@@ -26,16 +26,13 @@ if TYPE_CHECKING:
 
 
 def held_out_prompts(config: LoopConfig) -> list[PromptSet]:
-    """Each built-in set's last `eval_limit` prompts (simulated users talk from the front of
-    the sets), or a file's first `eval_limit` (one set per kind its rows are marked with)."""
+    """Each built-in set's last `eval_limit` prompts (its evaluation window, which simulated
+    users never say), or a file's first `eval_limit` (one set per kind its rows are marked
+    with)."""
     found = []
     for source in config.eval_prompts:
         if source in PROMPT_SETS:
-            whole = load_prompt_set(source)
-            tail = whole.prompts[-config.eval_limit :]
-            found.append(
-                PromptSet(whole.name, tail, whole.kind, f"{whole.source} (last {len(tail)})")
-            )
+            found.append(evaluation_window(source, config.eval_limit))
         else:
             found.extend(_file_prompts(source, config.eval_limit))
     if config.canned_tolerance is not None and all(s.kind != "benign" for s in found):

@@ -128,6 +128,13 @@ class SimulateLiveConfig(Settings):
         description="Share of every prompt pool kept out of the users' conversations, for "
         "`measure` (split by a hash of the text, the same in every run).",
     )
+    reserved_eval_prompts: int = Field(
+        40,
+        ge=0,
+        description="The loop's evaluation windows, kept out of the users' conversations and "
+        "the measurement: the last N prompts of the built-in 'adversarial' and 'chatterbot' "
+        "sets (set it to the loop's eval_limit; 0 reserves none).",
+    )
     measure_prompts: int = Field(
         0,
         ge=0,

@@ -12,6 +12,12 @@
 Every pool is split once by a hash of each conversation's first turn: a share `heldout_share`
 never reaches the users, so `measure` asks the server prompts no simulated user has sent (and
 no training set built from their conversations holds). The split is the same in every run.
+
+A third part is reserved for the loop's promotion: the evaluation windows of the built-in
+'adversarial' and 'chatterbot' sets (their last `reserved` prompts, evaluate/prompts.py). No
+conversation holding one of them reaches the users or the measurement, so the promotion judges
+a candidate on prompts it was not trained on, and the measurement on prompts the promotion did
+not select it by.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from alignloop.errors import NotFound
 from alignloop.simulate.texts import (
     ADVERSARIAL_MESSAGES,
     FOLLOW_UPS,
@@ -155,10 +162,38 @@ def all_dialogues() -> dict[str, list[Dialogue]]:
 
 
 @cache
-def prompt_pools(heldout_share: float) -> PromptPools:
+def reserved_prompts(limit: int) -> frozenset[str]:
+    """The evaluation windows' prompts (last `limit` of the built-in 'adversarial' and
+    'chatterbot' sets), lowercased: the loop's promotion evaluates on them."""
+    from alignloop.evaluate.prompts import evaluation_window
+
+    texts: set[str] = set()
+    for name in ("adversarial", "chatterbot"):
+        try:
+            window = evaluation_window(name, limit)
+        except NotFound:  # chatterbot-corpus missing: its conversations are not in the pools
+            continue
+        texts.update(_key(prompt[-1]["content"]) for prompt in window.prompts)
+    return frozenset(texts)
+
+
+def _key(text: str) -> str:
+    return text.strip().lower()
+
+
+def _reserved(dialogue: Dialogue, reserved: frozenset[str]) -> bool:
+    return any(_key(turn) in reserved for turn in dialogue.turns)
+
+
+@cache
+def prompt_pools(heldout_share: float, reserved: int = 0) -> PromptPools:
+    """The users' conversations and the held-out ones by kind, both without the conversations
+    that hold one of the evaluation windows' prompts (`reserved` prompts per built-in set)."""
     pools: dict[str, list[Dialogue]] = {}
     heldout: dict[str, list[Dialogue]] = {}
-    for kind, dialogues in all_dialogues().items():
+    kept_out = reserved_prompts(reserved) if reserved else frozenset()
+    for kind, every in all_dialogues().items():
+        dialogues = [d for d in every if not _reserved(d, kept_out)] or every
         heldout[kind] = [d for d in dialogues if held_out(d.turns[0], heldout_share)]
         pools[kind] = [d for d in dialogues if not held_out(d.turns[0], heldout_share)]
         if not pools[kind]:  # a tiny pool all held out: the users need something to say
@@ -172,11 +207,17 @@ def _distinct_openers(dialogues: list[Dialogue]) -> list[Dialogue]:
 
 
 def heldout_prompts(
-    count: int, adversarial_share: float, heldout_share: float = 0.2, seed: int = 0
+    count: int,
+    adversarial_share: float,
+    heldout_share: float = 0.2,
+    seed: int = 0,
+    reserved: int = 0,
 ) -> list[Prompt]:
     """`count` held-out first turns, a share `adversarial_share` adversarial or toxic, drawn
-    with `seed` (the same arguments give the same prompts: the loop's before/after set)."""
-    pools = {kind: _distinct_openers(d) for kind, d in prompt_pools(heldout_share).heldout.items()}
+    with `seed` (the same arguments give the same prompts: the loop's before/after set), none
+    of them in the evaluation windows (`reserved` prompts per built-in set)."""
+    held = prompt_pools(heldout_share, reserved).heldout
+    pools = {kind: _distinct_openers(d) for kind, d in held.items()}
     rng = random.Random(seed)
     hostile = pools["adversarial"] + pools["toxic"]
     n_adversarial = min(round(count * adversarial_share), len(hostile))

@@ -110,7 +110,7 @@ def simulate(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     judge = judge or GoldJudge()
-    pools = prompt_pools(config.heldout_share)
+    pools = prompt_pools(config.heldout_share, config.reserved_eval_prompts)
     personas = assign_personas(config, secrets.token_hex(4))
     recorder = Recorder(out / REPLIES_FILE, config.users * config.turns, on_progress)
     sessions: list[dict[str, Any]] = []
@@ -137,6 +137,7 @@ def simulate(
             config.measure_adversarial_share,
             config.heldout_share,
             config.seed,
+            config.reserved_eval_prompts,
         )
         summary["measure"] = measure(
             config.server, prompts, judge, max_tokens=config.max_tokens, seed=config.seed
