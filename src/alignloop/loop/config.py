@@ -140,8 +140,8 @@ class LoopConfig(Settings):
     eval_limit: int = Field(
         40,
         ge=1,
-        description="Prompts of each evaluation set: a built-in set's last ones (simulated "
-        "users talk from the front), a file's first ones.",
+        description="Prompts of each evaluation set: a built-in set's last ones (which "
+        "simulated users never say: their reserved_eval_prompts), a file's first ones.",
     )
     judge: str = Field(
         "reward",
