@@ -237,6 +237,8 @@ def test_the_promotions_evaluation_prompts_reach_neither_users_nor_measurement()
     said, measured = said_and_measured(12)
     assert not said & evaluated and not measured & evaluated
     assert len(heldout_prompts(60, 0.5, reserved=12)) == 60
+    everything = prompt_pools(0.2, 10_000).pools  # every built-in prompt reserved
+    assert everything["adversarial"] and everything["benign"]  # the package's own texts remain
 
 
 # --- bad input ----------------------------------------------------------------------------------

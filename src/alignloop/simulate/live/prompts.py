@@ -193,7 +193,8 @@ def prompt_pools(heldout_share: float, reserved: int = 0) -> PromptPools:
     heldout: dict[str, list[Dialogue]] = {}
     kept_out = reserved_prompts(reserved) if reserved else frozenset()
     for kind, every in all_dialogues().items():
-        dialogues = [d for d in every if not _reserved(d, kept_out)] or every
+        # the package's own texts (topics, provocations) are never reserved: no pool empties
+        dialogues = [d for d in every if not _reserved(d, kept_out)]
         heldout[kind] = [d for d in dialogues if held_out(d.turns[0], heldout_share)]
         pools[kind] = [d for d in dialogues if not held_out(d.turns[0], heldout_share)]
         if not pools[kind]:  # a tiny pool all held out: the users need something to say
