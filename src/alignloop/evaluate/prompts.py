@@ -201,5 +201,5 @@ def evaluation_window(name: str, limit: int) -> PromptSet:
     """The last `limit` prompts of the built-in set `name` (none for 0): what the loop's
     promotion evaluates on."""
     whole = load_prompt_set(name)
-    tail = whole.prompts[len(whole.prompts) - min(limit, len(whole.prompts)) :]
+    tail = whole.prompts[-limit:] if limit else []
     return PromptSet(whole.name, tail, whole.kind, f"{whole.source} (last {len(tail)})")

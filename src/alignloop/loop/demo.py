@@ -19,13 +19,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import Field, model_validator
 
 from alignloop.config import Settings
 from alignloop.loop.config import LoopConfig, RedTeamThumbs
+
+if TYPE_CHECKING:
+    from alignloop.simulate.live.prompts import Prompt
 
 ARMS = {"troll-filtered": True, "unfiltered": False}
 RATES = ("good", "unsafe", "deflected")  # the arms' last rates compared prompt by prompt
@@ -183,7 +186,7 @@ def run_demo_loop(config: DemoConfig, say: Say, on_progress) -> Path:
     return write_report(data, out)
 
 
-def measured_prompts(config: DemoConfig) -> list:
+def measured_prompts(config: DemoConfig) -> list[Prompt]:
     """The held-out prompts the gold judge scores after every round: none that a simulated user
     says, none of the promotion's evaluation prompts."""
     from alignloop.simulate.live.prompts import heldout_prompts

@@ -101,7 +101,7 @@ class PromptPools:
 
 def held_out(text: str, share: float) -> bool:
     """Whether `text` belongs to the held-out part (a hash, so every run agrees)."""
-    digest = hashlib.sha256(text.strip().lower().encode()).digest()
+    digest = hashlib.sha256(_key(text).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
@@ -191,7 +191,7 @@ def prompt_pools(heldout_share: float, reserved: int = 0) -> PromptPools:
     that hold one of the evaluation windows' prompts (`reserved` prompts per built-in set)."""
     pools: dict[str, list[Dialogue]] = {}
     heldout: dict[str, list[Dialogue]] = {}
-    kept_out = reserved_prompts(reserved) if reserved else frozenset()
+    kept_out = reserved_prompts(reserved)
     for kind, every in all_dialogues().items():
         # the package's own texts (topics, provocations) are never reserved: no pool empties
         dialogues = [d for d in every if not _reserved(d, kept_out)]
